@@ -1,0 +1,49 @@
+# Feather. `make help` lists the targets; each installs what it needs first.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 3000
+export PORT
+
+# Re-install when the pinned dependencies change.
+DEPS_STAMP := $(VENV)/.deps-$(shell cat setup.cfg package-lock.json 2>/dev/null | md5sum | cut -c1-12)
+
+.DEFAULT_GOAL := help
+.PHONY: help run test lint bench corpus-check system-deps deps clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+system-deps: ## Install the Debian libraries Feather needs (libcairo2 for SVG) when missing
+	@if ! ldconfig -p 2>/dev/null | grep -q 'libcairo.so.2'; then \
+		echo "Installing libcairo2"; \
+		$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
+		$(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq libcairo2 >/dev/null; \
+	fi
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel
+
+$(DEPS_STAMP): $(PY) setup.cfg
+	$(PY) -m pip install -q -e '.[test,dev]'
+	rm -f $(VENV)/.deps-* && touch $@
+
+deps: system-deps $(DEPS_STAMP) ## Create the virtualenv and install pinned dependencies
+
+run: deps ## Start the service on http://localhost:$(PORT) (several gunicorn workers)
+	$(VENV)/bin/gunicorn -c gunicorn.conf.py wsgi:app
+
+test: deps ## Run the whole test suite
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: deps ## ruff and mypy --strict on feather_core
+	$(VENV)/bin/ruff check app feather_core tests
+	$(VENV)/bin/mypy
+
+bench: deps ## Speed bench (BENCH_IMAGES=path/to/corpus or a list file; default: generated photos)
+	$(PY) -m bench $(BENCH_ARGS)
+
+clean: ## Remove the virtualenv and local data
+	rm -rf $(VENV) var .pytest_cache

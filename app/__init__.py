@@ -1,0 +1,31 @@
+"""The HTTP edge of Feather: parses, validates, authorises, responds."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from app.settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the Flask app; ``settings`` defaults to ``Settings.from_env()``."""
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config["FEATHER"] = settings
+    # Feather endpoints take one file plus a small watermark and the fields; the
+    # batch endpoint raises this per request. Werkzeug answers 413 from the
+    # Content-Length before reading the body.
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes + 2_000_000
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    from app import errors
+    from app.views import compress, health
+
+    errors.init_app(app)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(compress.bp)
+    return app

@@ -1,0 +1,151 @@
+"""Encoders: one function per output format, all taking a Picture and a quality.
+
+Effort (0-9, default 4) is mapped to each encoder's own speed knob:
+
+========  ==========================================  =====================
+format    knob                                        mapping
+========  ==========================================  =====================
+WebP      ``method`` 0 (fast) - 6 (small)             ``min(effort, 6)``
+AVIF      ``speed`` 10 (fast) - 0 (small)             ``9 - effort``
+PNG       zlib level + filter search                  effort ≥ 4: optimise
+JPEG      (no knob; Huffman tables always optimised)  -
+========  ==========================================  =====================
+
+``mode=preview`` trades bytes for speed: WebP method 0, AVIF speed 10, PNG zlib
+level 1, JPEG without Huffman optimisation.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image, ImageChops
+
+from feather_core.errors import ProcessingFailed
+from feather_core.options import DEFAULT_EFFORT, CompressOptions
+from feather_core.picture import Picture
+
+WHITE = (255, 255, 255)
+
+
+@dataclass(frozen=True)
+class EncodeSettings:
+    """Per-encode settings derived once from the options."""
+
+    effort: int
+    preview: bool
+    progressive: bool
+    keep_metadata: bool
+
+    @classmethod
+    def from_options(cls, options: CompressOptions) -> EncodeSettings:
+        effort = DEFAULT_EFFORT if options.effort is None else options.effort
+        return cls(effort, options.preview, bool(options.progressive),
+                   not options.strip_metadata)
+
+
+def flatten(frame: Image.Image, colour: tuple[int, int, int] = WHITE) -> Image.Image:
+    """Composite a frame with alpha onto a solid colour (white by default)."""
+    if frame.mode not in ("RGBA", "LA"):
+        return frame
+    rgba = frame.convert("RGBA")
+    base = Image.new("RGBA", rgba.size, colour + (255,))
+    base.alpha_composite(rgba)
+    return base.convert("RGB" if frame.mode == "RGBA" else "L")
+
+
+def _metadata(picture: Picture, settings: EncodeSettings) -> dict[str, Any]:
+    extra: dict[str, Any] = {}
+    if picture.icc:
+        extra["icc_profile"] = picture.icc
+    if settings.keep_metadata:
+        if picture.exif is not None:
+            extra["exif"] = picture.exif.tobytes()
+        if picture.xmp:
+            extra["xmp"] = picture.xmp
+    return extra
+
+
+def _save(image: Image.Image, fmt: str, **params: Any) -> bytes:
+    buffer = io.BytesIO()
+    try:
+        image.save(buffer, fmt, **params)
+    except (OSError, ValueError, TypeError, MemoryError) as exc:
+        raise ProcessingFailed(f"The {fmt} encoder failed: {exc}") from exc
+    return buffer.getvalue()
+
+
+def encode_jpeg(picture: Picture, quality: int, settings: EncodeSettings) -> bytes:
+    """Baseline or progressive JPEG, 4:2:0, optimised Huffman tables; alpha flattened on white."""
+    frame = flatten(picture.first)
+    return _save(
+        frame, "JPEG", quality=quality, subsampling="4:2:0",
+        optimize=not settings.preview, progressive=settings.progressive,
+        **_metadata(picture, settings),
+    )
+
+
+def encode_png(picture: Picture, quality: int, settings: EncodeSettings) -> bytes:
+    """Lossless PNG; ``quality`` does not apply. Few-colour images become palette PNGs."""
+    del quality
+    frame = _as_palette_if_exact(picture.first) if not settings.preview else picture.first
+    if settings.preview:
+        params: dict[str, Any] = {"compress_level": 1}
+    elif settings.effort >= 4:
+        params = {"optimize": True}
+    else:
+        params = {"compress_level": 6}
+    return _save(frame, "PNG", **params, **_metadata(picture, settings))
+
+
+def _as_palette_if_exact(frame: Image.Image) -> Image.Image:
+    # An image of at most 256 distinct colours loses nothing as a palette PNG and is
+    # typically 2-4x smaller. getcolors stops counting past the limit, so the check is
+    # cheap; the quantised result is compared back so only an exact palette is used.
+    if frame.mode not in ("RGB", "RGBA") or frame.getcolors(256) is None:
+        return frame
+    method = Image.Quantize.MEDIANCUT if frame.mode == "RGB" else Image.Quantize.FASTOCTREE
+    palette_image = frame.quantize(colors=256, method=method, dither=Image.Dither.NONE)
+    if ImageChops.difference(palette_image.convert(frame.mode), frame).getbbox() is not None:
+        return frame
+    return palette_image
+
+
+def encode_webp(picture: Picture, quality: int, settings: EncodeSettings) -> bytes:
+    """Lossy WebP (animated when the picture has several frames)."""
+    method = 0 if settings.preview else min(settings.effort, 6)
+    params: dict[str, Any] = {"quality": quality, "method": method,
+                              **_metadata(picture, settings)}
+    frame = picture.first
+    if picture.animated:
+        params.update(save_all=True, append_images=list(picture.frames[1:]),
+                      duration=list(picture.durations), loop=picture.loop,
+                      minimize_size=not settings.preview)
+    elif frame.mode in ("L", "LA"):
+        frame = frame.convert("RGBA" if frame.mode == "LA" else "RGB")
+    return _save(frame, "WEBP", **params)
+
+
+def encode_avif(picture: Picture, quality: int, settings: EncodeSettings) -> bytes:
+    """AVIF, 4:2:0 for colour images."""
+    speed = 10 if settings.preview else 9 - settings.effort
+    frame = picture.first
+    if frame.mode in ("L", "LA"):
+        frame = frame.convert("RGBA" if frame.mode == "LA" else "RGB")
+    return _save(frame, "AVIF", quality=quality, speed=speed, subsampling="4:2:0",
+                 **_metadata(picture, settings))
+
+
+Encoder = Callable[[Picture, int, EncodeSettings], bytes]
+
+ENCODERS: dict[str, Encoder] = {
+    "jpeg": encode_jpeg,
+    "png": encode_png,
+    "webp": encode_webp,
+    "avif": encode_avif,
+}
+
+LOSSY = frozenset({"jpeg", "webp", "avif"})

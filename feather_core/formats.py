@@ -1,0 +1,72 @@
+"""The one table of image formats: what Feather reads, what it writes, and how.
+
+``/api/formats``, the sniffer, the encoders and the ``auto`` rule all read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Format:
+    """An image format as the API names it."""
+
+    name: str
+    mime: str
+    extension: str
+    readable: bool
+    writable: bool
+    alpha: bool
+    animation: bool
+    # Pillow's plugin id, used to keep Image.open from trying anything else.
+    pillow_id: str | None
+
+
+FORMATS: dict[str, Format] = {
+    f.name: f
+    for f in (
+        Format("jpeg", "image/jpeg", "jpg", True, True, False, False, "JPEG"),
+        Format("png", "image/png", "png", True, True, True, True, "PNG"),
+        Format("webp", "image/webp", "webp", True, True, True, True, "WEBP"),
+        Format("avif", "image/avif", "avif", True, True, True, False, "AVIF"),
+        Format("svg", "image/svg+xml", "svg", True, False, True, False, None),
+        Format("heic", "image/heic", "heic", True, False, True, False, "HEIF"),
+        Format("heif", "image/heif", "heif", True, False, True, False, "HEIF"),
+        Format("tiff", "image/tiff", "tiff", True, False, True, False, "TIFF"),
+        Format("gif", "image/gif", "gif", True, False, True, True, "GIF"),
+        Format("bmp", "image/bmp", "bmp", True, False, True, False, "BMP"),
+    )
+}
+
+# Names the API accepts as input formats, aliases included, in the documented order.
+INPUT_NAMES: tuple[str, ...] = (
+    "jpeg", "jpg", "png", "webp", "avif", "svg", "heic", "heif", "tiff", "gif", "bmp",
+)
+OUTPUT_NAMES: tuple[str, ...] = ("jpeg", "png", "webp", "avif")
+
+ALIASES = {"jpg": "jpeg", "tif": "tiff"}
+
+
+def output_format(name: str) -> Format:
+    """The writable format called ``name`` (aliases such as ``jpg`` allowed)."""
+    fmt = FORMATS[ALIASES.get(name, name)]
+    if not fmt.writable:
+        raise KeyError(name)
+    return fmt
+
+
+def choose_auto_format(source: str, has_alpha: bool, animated: bool) -> str:
+    """The ``outputFormat=auto`` rule.
+
+    Web formats (JPEG, PNG, WebP, AVIF) are kept as they are, so ``auto`` never
+    changes what a browser can show. Everything else (HEIC, TIFF, GIF, BMP, SVG)
+    becomes WebP: every current browser shows it, it keeps transparency and
+    animation, and it is smaller than JPEG or PNG at the same quality.
+    A still GIF with no transparency is a graphic, where lossless PNG would often
+    win on size; WebP is still chosen because its lossless mode beats PNG too.
+    """
+    if source in OUTPUT_NAMES:
+        return source
+    del has_alpha, animated  # WebP carries both, so the rule need not branch on them
+    return "webp"

@@ -1,0 +1,158 @@
+"""Frozen option records. Building one validates it; nothing downstream re-checks.
+
+Field names in error details are the API's names (``quality``, ``cropWidth``...), so
+the HTTP layer and the command line report the same words.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from feather_core.errors import InvalidOptions
+from feather_core.formats import OUTPUT_NAMES
+
+OUTPUT_CHOICES = ("auto", *OUTPUT_NAMES)
+MODES = ("final", "preview")
+POSITIONS = ("TL", "TC", "TR", "ML", "MC", "MR", "BL", "BC", "BR")
+
+DEFAULT_QUALITY = 80
+DEFAULT_EFFORT = 4
+
+
+class _Checker:
+    """Collects every bad field of one record, then raises once."""
+
+    def __init__(self) -> None:
+        self.errors: dict[str, str] = {}
+
+    def range(self, name: str, value: float | None, low: float, high: float) -> None:
+        if value is None:
+            return
+        if isinstance(value, float) and not math.isfinite(value):
+            self.errors[name] = "must be a finite number"
+        elif not low <= value <= high:
+            self.errors[name] = f"must be between {low:g} and {high:g}"
+
+    def positive(self, name: str, value: int | None) -> None:
+        if value is not None and value < 1:
+            self.errors[name] = "must be a positive integer"
+
+    def choice(self, name: str, value: str, choices: tuple[str, ...]) -> None:
+        if value not in choices:
+            self.errors[name] = "must be one of " + ", ".join(choices)
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            raise InvalidOptions("Invalid options", self.errors)
+
+
+@dataclass(frozen=True)
+class Crop:
+    """A rectangle on the oriented source, in pixels."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+    def __post_init__(self) -> None:
+        check = _Checker()
+        if self.x < 0:
+            check.errors["cropX"] = "must be 0 or more"
+        if self.y < 0:
+            check.errors["cropY"] = "must be 0 or more"
+        check.positive("cropWidth", self.width)
+        check.positive("cropHeight", self.height)
+        check.raise_if_any()
+
+
+@dataclass(frozen=True)
+class Edits:
+    """Edits applied after orientation and crop, in the documented order."""
+
+    crop: Crop | None = None
+    rotate: float = 0.0
+    flip: bool = False
+    flop: bool = False
+    brightness: float | None = None
+    saturation: float | None = None
+    contrast: float | None = None
+    grayscale: bool = False
+    blur: float | None = None
+    sharpen: bool = False
+
+    def __post_init__(self) -> None:
+        check = _Checker()
+        check.range("rotate", self.rotate, -360, 360)
+        check.range("brightness", self.brightness, 0.1, 3)
+        check.range("saturation", self.saturation, 0, 3)
+        check.range("contrast", self.contrast, 0.1, 3)
+        check.range("blur", self.blur, 0, 10)
+        check.raise_if_any()
+
+    @property
+    def any(self) -> bool:
+        """Whether any edit changes pixels."""
+        return self != Edits()
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """An overlay image, placed after resize and before encode."""
+
+    image: bytes
+    scale: float = 20  # percent of the base width
+    opacity: float = 80  # percent
+    position: str = "BR"
+
+    def __post_init__(self) -> None:
+        check = _Checker()
+        check.range("watermarkScale", self.scale, 5, 50)
+        check.range("watermarkOpacity", self.opacity, 0, 100)
+        check.choice("watermarkPosition", self.position, POSITIONS)
+        check.raise_if_any()
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one job may cost. The caller (server or CLI) decides the numbers."""
+
+    max_pixels: int = 50_000_000
+    max_frames: int = 1_000
+    # Seconds of wall time; None means no deadline.
+    timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class CompressOptions:
+    """Everything one compression needs besides the input bytes."""
+
+    output_format: str = "auto"
+    quality: int = DEFAULT_QUALITY
+    max_width: int | None = None
+    max_height: int | None = None
+    strip_metadata: bool = True
+    target_bytes: int | None = None
+    mode: str = "final"
+    progressive: bool | None = None
+    effort: int | None = None
+    lossless: bool = False
+    edits: Edits = field(default_factory=Edits)
+    watermark: Watermark | None = None
+
+    def __post_init__(self) -> None:
+        check = _Checker()
+        check.choice("outputFormat", self.output_format, OUTPUT_CHOICES)
+        check.range("quality", self.quality, 1, 100)
+        check.positive("maxWidth", self.max_width)
+        check.positive("maxHeight", self.max_height)
+        if self.target_bytes is not None and self.target_bytes < 1:
+            check.errors["targetMB"] = "must be greater than 0"
+        check.choice("mode", self.mode, MODES)
+        check.range("effort", self.effort, 0, 9)
+        check.raise_if_any()
+
+    @property
+    def preview(self) -> bool:
+        return self.mode == "preview"

@@ -1,0 +1,1 @@
+"""The processing steps, one small module each; ``feather_core.pipeline`` orders them."""

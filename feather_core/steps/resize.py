@@ -1,0 +1,44 @@
+"""Shrink to fit maxWidth × maxHeight, never enlarging, keeping the aspect ratio."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from PIL import Image
+
+from feather_core.picture import Picture
+from feather_core.steps.job import Job
+
+# Box-reduce by an integer factor first while the image is at least this many times
+# the target, then Lanczos the rest: visually the same as a full Lanczos, far cheaper.
+REDUCING_GAP = 3.0
+
+
+def fit_within(
+    size: tuple[int, int], max_width: int | None, max_height: int | None
+) -> tuple[int, int]:
+    """The largest size with ``size``'s aspect ratio inside the box, never larger than ``size``."""
+    width, height = size
+    scale = 1.0
+    if max_width and width > max_width:
+        scale = min(scale, max_width / width)
+    if max_height and height > max_height:
+        scale = min(scale, max_height / height)
+    if scale >= 1.0:
+        return size
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def resize_frame(frame: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """Lanczos resample to ``size`` (with the reducing gap), alpha premultiplied by Pillow."""
+    if frame.size == size:
+        return frame
+    return frame.resize(size, Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP)
+
+
+def resize(picture: Picture, job: Job) -> Picture:
+    """Apply maxWidth/maxHeight to the full-size dimensions."""
+    target = fit_within(picture.logical_size, job.options.max_width, job.options.max_height)
+    if target == picture.size:
+        return replace(picture, nominal_size=None)
+    return replace(picture.map(lambda frame: resize_frame(frame, target)), nominal_size=None)

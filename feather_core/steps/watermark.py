@@ -1,0 +1,64 @@
+"""Overlay a watermark image, after resize and before encode."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image, UnidentifiedImageError
+
+from feather_core.errors import InvalidOptions
+from feather_core.options import Watermark
+from feather_core.picture import Picture
+from feather_core.steps.job import Job
+
+# Distance from the edges as a share of the shorter side, so it looks the same at any size.
+MARGIN = 0.03
+_MAX_WATERMARK_PIXELS = 25_000_000
+
+
+def load_mark(mark: Watermark) -> Image.Image:
+    """Decode the watermark file to RGBA, refusing anything that is not a small image."""
+    try:
+        image = Image.open(io.BytesIO(mark.image), formats=["PNG", "WEBP", "JPEG", "GIF"])
+        if image.width * image.height > _MAX_WATERMARK_PIXELS:
+            raise InvalidOptions("The watermark image is too large",
+                                 {"watermarkFile": "has too many pixels"})
+        return image.convert("RGBA")
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise InvalidOptions("The watermark is not a valid image",
+                             {"watermarkFile": "must be a PNG, WebP, JPEG or GIF image"}) from exc
+
+
+def place(base: tuple[int, int], mark: tuple[int, int], position: str) -> tuple[int, int]:
+    """Top-left corner of ``mark`` on ``base`` for a TL..BR position, with the margin."""
+    width, height = base
+    mw, mh = mark
+    margin = round(MARGIN * min(width, height))
+    column, row = position[1], position[0]
+    x = {"L": margin, "C": (width - mw) // 2, "R": width - mw - margin}[column]
+    y = {"T": margin, "M": (height - mh) // 2, "B": height - mh - margin}[row]
+    return x, y
+
+
+def watermark(picture: Picture, job: Job) -> Picture:
+    """Scale the mark to ``scale`` % of the base width and composite it at ``opacity``."""
+    mark_options = job.options.watermark
+    if mark_options is None:
+        return picture
+    mark = load_mark(mark_options)
+    width, _ = picture.size
+    mark_width = max(1, round(width * mark_options.scale / 100))
+    mark_height = max(1, round(mark.height * mark_width / mark.width))
+    mark = mark.resize((mark_width, mark_height), Image.Resampling.LANCZOS)
+    if mark_options.opacity < 100:
+        alpha = mark.getchannel("A").point(lambda a: round(a * mark_options.opacity / 100))
+        mark.putalpha(alpha)
+    corner = place(picture.size, mark.size, mark_options.position)
+
+    def overlay(frame: Image.Image) -> Image.Image:
+        mode = frame.mode
+        base = frame.convert("RGBA")
+        base.alpha_composite(mark, dest=(max(0, corner[0]), max(0, corner[1])))
+        return base if mode in ("RGBA", "LA") else base.convert("RGB" if mode == "RGB" else "L")
+
+    return picture.map(overlay)

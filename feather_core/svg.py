@@ -1,0 +1,115 @@
+"""SVG input: checked as XML in-process, rendered to PNG in a child process.
+
+The XML is parsed with defusedxml first (no entities, so no XXE and no billion
+laughs) and its canvas size is read and capped before anything is drawn. Drawing
+happens in a separate process with CPU-time and address-space limits and a wall
+clock timeout, because a hostile SVG (a ``<use>`` amplification bomb) can make
+cairo run for minutes and a thread cannot be stopped; a process can.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import resource
+import subprocess
+import sys
+
+from defusedxml import ElementTree as SafeTree
+from defusedxml.common import DefusedXmlException
+
+from feather_core.deadline import Deadline
+from feather_core.errors import InvalidImage, ProcessingTimeout, TooManyPixels
+from feather_core.options import Limits
+
+_SVG_TAG = "{http://www.w3.org/2000/svg}svg"
+_DEFAULT_SIZE = (300.0, 150.0)  # what browsers use for an SVG with no size at all
+_UNITS = {"": 1.0, "px": 1.0, "pt": 96 / 72, "pc": 16.0, "mm": 96 / 25.4,
+          "cm": 96 / 2.54, "in": 96.0, "em": 16.0, "ex": 8.0}
+_LENGTH = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([a-z%]*)\s*$")
+_RENDER_TIMEOUT = 20.0
+_MEMORY_FLOOR = 512 * 1024 * 1024
+
+
+def _length(value: str | None) -> float | None:
+    if not value:
+        return None
+    match = _LENGTH.match(value)
+    if not match or match.group(2) == "%" or match.group(2) not in _UNITS:
+        return None
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def canvas_size(data: bytes) -> tuple[int, int]:
+    """The pixel size an SVG asks for, from width/height or else its viewBox.
+
+    Raises ``InvalidImage`` for XML that is malformed, declares entities, or is not SVG.
+    """
+    try:
+        root = SafeTree.fromstring(data, forbid_dtd=False, forbid_entities=True,
+                                   forbid_external=True)
+    except DefusedXmlException as exc:
+        raise InvalidImage("SVG with entity declarations or external references is refused") from exc
+    except Exception as exc:  # noqa: BLE001 - ParseError and friends from expat
+        raise InvalidImage("The SVG is not well-formed XML") from exc
+    if root.tag not in (_SVG_TAG, "svg"):
+        raise InvalidImage("The XML document is not an SVG image")
+    width = _length(root.get("width"))
+    height = _length(root.get("height"))
+    box = _view_box(root.get("viewBox"))
+    if width is None and height is None:
+        width, height = box or _DEFAULT_SIZE
+    elif width is None:
+        assert height is not None
+        width = height * (box[0] / box[1]) if box else _DEFAULT_SIZE[0]
+    elif height is None:
+        height = width * (box[1] / box[0]) if box else _DEFAULT_SIZE[1]
+    if not (math.isfinite(width) and math.isfinite(height)) or width <= 0 or height <= 0:
+        raise InvalidImage("The SVG has no drawable size")
+    return max(1, round(width)), max(1, round(height))
+
+
+def _view_box(value: str | None) -> tuple[float, float] | None:
+    if not value:
+        return None
+    parts = re.split(r"[\s,]+", value.strip())
+    try:
+        w, h = float(parts[2]), float(parts[3])
+    except (IndexError, ValueError):
+        return None
+    if not (math.isfinite(w) and math.isfinite(h)) or w <= 0 or h <= 0:
+        return None
+    return w, h
+
+
+def rasterize(data: bytes, limits: Limits, deadline: Deadline | None = None) -> bytes:
+    """Render an SVG document to PNG bytes at its own size, within ``limits``."""
+    width, height = canvas_size(data)
+    if width * height > limits.max_pixels:
+        raise TooManyPixels(f"The SVG canvas has more than {limits.max_pixels:,} pixels")
+    timeout = _RENDER_TIMEOUT
+    remaining = deadline.remaining() if deadline else None
+    if remaining is not None:
+        timeout = min(timeout, remaining)
+    if timeout <= 0:
+        raise ProcessingTimeout("Processing took longer than the time allowed")
+    memory = _MEMORY_FLOOR + width * height * 16
+
+    def limit_child() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+        cpu = math.ceil(timeout) + 1
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+
+    try:
+        done = subprocess.run(
+            [sys.executable, "-I", "-m", "feather_core.svg_render", str(width), str(height)],
+            input=data, capture_output=True, timeout=timeout, preexec_fn=limit_child,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ProcessingTimeout("Rendering the SVG took longer than the time allowed") from exc
+    if done.returncode != 0 or not done.stdout.startswith(b"\x89PNG"):
+        if done.returncode in (-9, -24):  # SIGKILL / SIGXCPU from the limits
+            raise ProcessingTimeout("Rendering the SVG took longer than the time allowed")
+        raise InvalidImage("The SVG could not be rendered")
+    return done.stdout
