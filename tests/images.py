@@ -1,0 +1,82 @@
+"""Generated test images: gradients with noise, so encoders have real work to do."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+
+def photo(width: int = 640, height: int = 480, seed: int = 0, mode: str = "RGB") -> Image.Image:
+    """A photo-like image: smooth colour gradients, some shapes, mild noise."""
+    rng = np.random.default_rng(seed)
+    x = np.linspace(0, 1, width)[None, :]
+    y = np.linspace(0, 1, height)[:, None]
+    r = 255 * (0.5 + 0.5 * np.sin(6 * x + 3 * y))
+    g = 255 * (0.5 + 0.5 * np.cos(4 * y - 2 * x))
+    b = 255 * (x * y)
+    rgb = np.stack([r, g, b], axis=-1)
+    rgb = rgb + rng.normal(0, 8, rgb.shape)
+    cy, cx = height // 2, width // 2
+    yy, xx = np.ogrid[:height, :width]
+    disc = (yy - cy) ** 2 + (xx - cx) ** 2 < (min(width, height) // 5) ** 2
+    rgb[disc] = [250, 240, 30]
+    image = Image.fromarray(rgb.clip(0, 255).astype("uint8"), "RGB")
+    if mode == "RGBA":
+        alpha = Image.linear_gradient("L").resize((width, height))
+        image.putalpha(alpha)
+    elif mode != "RGB":
+        image = image.convert(mode)
+    return image
+
+
+def marked(width: int = 300, height: int = 200) -> Image.Image:
+    """Four coloured quadrants (red TL, green TR, blue BL, white BR): shows orientation."""
+    image = Image.new("RGB", (width, height))
+    w2, h2 = width // 2, height // 2
+    image.paste((220, 20, 20), (0, 0, w2, h2))
+    image.paste((20, 200, 20), (w2, 0, width, h2))
+    image.paste((20, 20, 220), (0, h2, w2, height))
+    image.paste((250, 250, 250), (w2, h2, width, height))
+    return image
+
+
+def encode(image: Image.Image, fmt: str, **params: Any) -> bytes:
+    """The bytes of ``image`` saved as ``fmt`` (HEIF via pillow-heif)."""
+    if fmt.upper() in ("HEIF", "HEIC"):
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+        fmt = "HEIF"
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **params)
+    return buffer.getvalue()
+
+
+def with_orientation(image: Image.Image, orientation: int, **params: Any) -> bytes:
+    """A JPEG of ``image`` stored so that EXIF ``orientation`` makes it upright again."""
+    stored = {
+        1: lambda im: im,
+        2: lambda im: im.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+        3: lambda im: im.transpose(Image.Transpose.ROTATE_180),
+        4: lambda im: im.transpose(Image.Transpose.FLIP_TOP_BOTTOM),
+        5: lambda im: im.transpose(Image.Transpose.TRANSPOSE),
+        6: lambda im: im.transpose(Image.Transpose.ROTATE_90),
+        7: lambda im: im.transpose(Image.Transpose.TRANSVERSE),
+        8: lambda im: im.transpose(Image.Transpose.ROTATE_270),
+    }[orientation](image)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return encode(stored, "JPEG", quality=95, exif=exif.tobytes(), **params)
+
+
+def animated_gif(frames: int = 4, size: tuple[int, int] = (64, 48),
+                 durations: list[int] | None = None) -> bytes:
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255)]
+    images = [Image.new("RGB", size, colours[i % len(colours)]) for i in range(frames)]
+    buffer = io.BytesIO()
+    images[0].save(buffer, "GIF", save_all=True, append_images=images[1:],
+                   duration=durations or [100 + 20 * i for i in range(frames)], loop=0)
+    return buffer.getvalue()
