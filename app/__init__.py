@@ -25,6 +25,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app import errors
     from app.views import compress, health
 
+    # One line per part; each part's init_app registers its blueprints and hooks.
     errors.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(compress.bp)
