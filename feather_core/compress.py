@@ -74,6 +74,8 @@ def compress(data: bytes, options: CompressOptions, limits: Limits | None = None
     out = resolve_output(options, source)
     settings = EncodeSettings.from_options(options)
     untouched = _asks_nothing_but_compression(options, source, out)
+    # Measured before decoding: a reduced-scale JPEG decode changes the source's size.
+    edited_size = _edited_size(source, options)
 
     if untouched and options.target_bytes and len(data) <= options.target_bytes:
         passthrough = _passthrough(data, source, options)
@@ -89,7 +91,7 @@ def compress(data: bytes, options: CompressOptions, limits: Limits | None = None
     deadline.check()
     job = Job(options, out)
     picture = pipeline.run(picture, job, deadline)
-    resized = picture.size != _edited_size(source, options)
+    resized = picture.size != edited_size
     deadline.check()
 
     encoder = ENCODERS[out.name]

@@ -21,11 +21,12 @@ def refuse_external(url: str, resource_type: str | None = None) -> dict[str, Any
 
 
 def main() -> int:
-    import cairosvg
+    from cairosvg.surface import PNGSurface
 
     width, height = int(sys.argv[1]), int(sys.argv[2])
     svg = sys.stdin.buffer.read()
-    png = cairosvg.svg2png(
+    # svg2png() does not pass url_fetcher through; Surface.convert hands it to the parser.
+    png = PNGSurface.convert(
         bytestring=svg, output_width=width, output_height=height,
         url_fetcher=refuse_external, unsafe=False,
     )
