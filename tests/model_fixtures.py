@@ -1,0 +1,83 @@
+"""Tiny ONNX models with MODNet's signature, built with the `onnx` package.
+
+MODNet takes ``input`` float32 [1, 3, H, W] (RGB, normalised) and returns ``output``
+float32 [1, 1, H, W], an alpha matte in 0..1. The stand-in is a 1x1 convolution over
+the three channels followed by a sigmoid: the same names, shapes and value range, a
+few hundred bytes instead of 25 MB. The quantized variant is the same graph passed
+through onnxruntime's dynamic quantization (uint8 weights, ConvInteger), as the real
+quantized MODNet is.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+# Fixed so a test can compute the expected matte with numpy.
+WEIGHTS = np.array([0.8, -0.5, 0.3], dtype=np.float32)
+BIAS = np.float32(0.1)
+OPSET = 13
+
+
+def modnet_like() -> bytes:
+    """The full-precision stand-in model, serialised."""
+    weight = numpy_helper.from_array(WEIGHTS.reshape(1, 3, 1, 1), name="conv.weight")
+    bias = numpy_helper.from_array(np.array([BIAS], dtype=np.float32), name="conv.bias")
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["input", "conv.weight", "conv.bias"], ["logits"],
+                             kernel_shape=[1, 1], name="conv"),
+            helper.make_node("Sigmoid", ["logits"], ["output"], name="matte"),
+        ],
+        "modnet_like",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, "height", "width"])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 1, "height", "width"])],
+        initializer=[weight, bias],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              producer_name="feather-tests")
+    model.ir_version = 8  # readable by every onnxruntime of the last few years
+    onnx.checker.check_model(model, full_check=True)
+    return model.SerializeToString()
+
+
+def modnet_like_quantized(workdir: Path) -> bytes:
+    """The stand-in after dynamic uint8 quantization (needs a scratch folder)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    source, target = workdir / "modnet-like.onnx", workdir / "modnet-like-q.onnx"
+    source.write_bytes(modnet_like())
+    quantize_dynamic(source, target, weight_type=QuantType.QUInt8)
+    data = target.read_bytes()
+    onnx.checker.check_model(onnx.load_model_from_string(data))
+    return data
+
+
+def expected_matte(image: np.ndarray) -> np.ndarray:
+    """What the full stand-in returns for ``image`` [1, 3, H, W]: sigmoid(w . x + b)."""
+    logits = np.tensordot(WEIGHTS, image[0], axes=([0], [0])) + BIAS
+    return (1 / (1 + np.exp(-logits)))[None, None].astype(np.float32)
+
+
+def run_model(data: bytes, image: np.ndarray) -> np.ndarray:
+    """Load serialised model bytes with onnxruntime and run them on ``image``."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
+    (output,) = session.run(["output"], {"input": image})
+    return np.asarray(output)
+
+
+def describe(data: bytes) -> tuple[list[tuple[str, list[int | str]]], list[tuple[str, list[int | str]]]]:
+    """(inputs, outputs) as (name, shape) pairs, symbolic dimensions by name."""
+    model = onnx.load_model(io.BytesIO(data))
+
+    def shape(value: onnx.ValueInfoProto) -> list[int | str]:
+        return [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+
+    return ([(i.name, shape(i)) for i in model.graph.input],
+            [(o.name, shape(o)) for o in model.graph.output])
