@@ -85,6 +85,9 @@ class Settings:
                                 "is trusted.")
     redis_url: str = _env("REDIS_URL", _text, "", "scale",
                           "Redis for rate-limit counters shared by several hosts.")
+    rate_limit_key_prefix: str = _env("RATE_LIMIT_KEY_PREFIX", _text, "feather", "scale",
+                                      "Prefix of the rate-limit keys, so several deployments "
+                                      "can share one Redis.")
     database_url: str = _env("DATABASE_URL", _text, "", "scale",
                              "SQLAlchemy URL of the accounts database (default: SQLite "
                              "in DATA_DIR).")
