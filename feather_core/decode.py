@@ -20,7 +20,8 @@ from feather_core.errors import InvalidImage, TooManyPixels
 from feather_core.formats import FORMATS
 from feather_core.options import Limits
 from feather_core.picture import Picture
-from feather_core.sniff import sniff_format
+from feather_core.frames import gif_frames
+from feather_core.sniff import declared_size, sniff_format
 
 # Pillow's own bomb check raises only at twice its limit and warns below that; the
 # budget here is ours, checked from the header, so its warning is noise.
@@ -76,6 +77,11 @@ def open_source(data: bytes, limits: Limits, deadline: Deadline | None = None) -
     Raises ``UnsupportedFormat``, ``InvalidImage`` or ``TooManyPixels``.
     """
     fmt = sniff_format(data)
+    declared = declared_size(fmt, data)
+    if declared is not None and declared[0] * declared[1] > limits.max_pixels:
+        raise TooManyPixels(_too_many(limits))
+    if fmt == "gif":
+        gif_frames(data, limits.max_frames, limits.max_pixels)
     if fmt == "svg":
         data = svg.rasterize(data, limits, deadline)
         pillow_id = "PNG"
@@ -98,7 +104,7 @@ def open_source(data: bytes, limits: Limits, deadline: Deadline | None = None) -
         raise InvalidImage("The image has no pixels")
     if width * height > limits.max_pixels:
         raise TooManyPixels(_too_many(limits))
-    frames = _count_frames(image, limits)
+    frames = _count_frames(image, fmt, limits)
     if width * height * frames > limits.max_pixels:
         raise TooManyPixels(_too_many(limits))
     return Source(fmt, image, frames, _orientation(image))
@@ -108,8 +114,10 @@ def _too_many(limits: Limits) -> str:
     return f"The image has more than {limits.max_pixels:,} pixels (all frames counted)"
 
 
-def _count_frames(image: Image.Image, limits: Limits) -> int:
-    if not getattr(image, "is_animated", False):
+def _count_frames(image: Image.Image, fmt: str, limits: Limits) -> int:
+    # Multi-page TIFFs (and HEIF image collections) are not animations: only the
+    # first page is decoded, so the other pages cost nothing and are not counted.
+    if not FORMATS[fmt].animation or not getattr(image, "is_animated", False):
         return 1
     try:
         frames = int(getattr(image, "n_frames", 1))
@@ -186,7 +194,22 @@ def _load_frames(image: Image.Image) -> tuple[tuple[Image.Image, ...], tuple[int
         frame = image.convert("RGBA")
         frames.append(frame)
         durations.append(int(image.info.get("duration", 100) or 100))
-    return tuple(frames), tuple(durations)
+    return _same_size(frames), tuple(durations)
+
+
+def _same_size(frames: list[Image.Image]) -> tuple[Image.Image, ...]:
+    # A GIF frame may reach past the logical screen, and Pillow then grows the image
+    # from that frame on; an animation's frames must share one canvas, the largest.
+    width = max(f.width for f in frames)
+    height = max(f.height for f in frames)
+    padded = []
+    for frame in frames:
+        if frame.size != (width, height):
+            canvas = Image.new("RGBA", (width, height), (0, 0, 0, 0))
+            canvas.paste(frame, (0, 0))
+            frame = canvas
+        padded.append(frame)
+    return tuple(padded)
 
 
 def _normalise(image: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes | None]:
@@ -195,6 +218,11 @@ def _normalise(image: Image.Image, icc: bytes | None) -> tuple[Image.Image, byte
     if mode == "CMYK":
         return _cmyk_to_rgb(image, icc), None
     if mode in ("RGB", "L"):
+        if "transparency" in image.info:
+            # A tRNS colour key is transparency; as an info entry it would reach the
+            # encoders, which refuse a tuple key on the palette image PNG makes.
+            keyed = image.convert("RGBA" if mode == "RGB" else "LA")
+            return _drop_opaque_alpha(keyed), icc
         return image, icc
     if mode == "RGBA":
         return _drop_opaque_alpha(image), icc
@@ -222,6 +250,10 @@ def _normalise(image: Image.Image, icc: bytes | None) -> tuple[Image.Image, byte
 
 def _drop_opaque_alpha(image: Image.Image) -> Image.Image:
     # A fully opaque alpha band costs bytes and rules out JPEG-like paths for nothing.
+    if "A" not in image.getbands():
+        return image
+    if image.mode not in ("RGBA", "LA"):
+        return image
     alpha = image.getchannel("A")
     if alpha.getextrema() == (255, 255):
         return image.convert("RGB" if image.mode == "RGBA" else "L")
