@@ -18,9 +18,9 @@ from feather_core import svg
 from feather_core.deadline import Deadline
 from feather_core.errors import InvalidImage, TooManyPixels
 from feather_core.formats import FORMATS
+from feather_core.frames import gif_frames
 from feather_core.options import Limits
 from feather_core.picture import Picture
-from feather_core.frames import gif_frames
 from feather_core.sniff import declared_size, sniff_format
 
 # Pillow's own bomb check raises only at twice its limit and warns below that; the
@@ -82,9 +82,9 @@ def open_source(data: bytes, limits: Limits, deadline: Deadline | None = None) -
         raise TooManyPixels(_too_many(limits))
     if fmt == "gif":
         gif_frames(data, limits.max_frames, limits.max_pixels)
+    pillow_id: str | None = "PNG"
     if fmt == "svg":
         data = svg.rasterize(data, limits, deadline)
-        pillow_id = "PNG"
     else:
         pillow_id = FORMATS[fmt].pillow_id
         if pillow_id == "HEIF":
@@ -311,6 +311,7 @@ def _xmp_without_orientation(xmp: bytes | str | None) -> bytes | None:
         return None
     raw = xmp.encode() if isinstance(xmp, str) else xmp
     raw = re.sub(rb'tiff:Orientation="\d"', b'tiff:Orientation="1"', raw)
-    raw = re.sub(rb"<tiff:Orientation>\d</tiff:Orientation>", b"<tiff:Orientation>1</tiff:Orientation>", raw)
+    raw = re.sub(rb"<tiff:Orientation>\d</tiff:Orientation>",
+                 b"<tiff:Orientation>1</tiff:Orientation>", raw)
     return raw
 
