@@ -29,6 +29,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     errors.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(compress.bp)
+    from app.views import web
+    app.register_blueprint(web.bp)
     from app.views import model
     app.register_blueprint(model.bp)
     return app
