@@ -71,14 +71,15 @@ def test_sixteen_bit_rgb_png(client: FlaskClient) -> None:
 
     source = photo(128, 96)
     deep = (np.asarray(source, dtype=np.uint16) * 257).astype(">u2")
-    import zlib
     import struct
+    import zlib
 
     raw = b"".join(b"\x00" + row.tobytes() for row in deep)
     ihdr = struct.pack(">IIBBBBB", 128, 96, 16, 2, 0, 0, 0)
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        crc = struct.pack(">I", zlib.crc32(kind + body))
+        return struct.pack(">I", len(body)) + kind + body + crc
 
     data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + \
         chunk(b"IEND", b"")

@@ -10,8 +10,8 @@ from app import dialect
 from app.errors import ApiError
 from app.fields import feather_options, uploaded_files
 from app.processing import run_compress
-from app.uploads import Upload, content_disposition, read_upload
 from app.settings import Settings
+from app.uploads import Upload, content_disposition, read_upload
 
 bp = Blueprint("compress", __name__, url_prefix="/api")
 
@@ -30,7 +30,7 @@ def _single_upload() -> Upload:
 
 def _watermark_bytes() -> bytes | None:
     parts = uploaded_files(request.files, "watermarkFile")
-    if not parts:
+    if not parts or not g.get("watermark_allowed", True):  # a free plan's key: ignored
         return None
     return read_upload(parts[0], _settings().max_upload_bytes).data
 

@@ -31,12 +31,12 @@ def adjust_colour(picture: Picture, job: Job) -> Picture:
     A grayscale result carries no ICC profile: an RGB profile would not describe it.
     """
     edits = job.options.edits
-    factors = [
+    asked: list[tuple[type[ImageEnhance._Enhance], float | None]] = [
         (ImageEnhance.Brightness, edits.brightness),
         (ImageEnhance.Color, edits.saturation),
         (ImageEnhance.Contrast, edits.contrast),
     ]
-    factors = [(enhancer, v) for enhancer, v in factors if v is not None and v != 1]
+    factors = [(enhancer, v) for enhancer, v in asked if v is not None and v != 1]
     if not factors and not edits.grayscale:
         return picture
 
@@ -45,7 +45,7 @@ def adjust_colour(picture: Picture, job: Job) -> Picture:
         for enhancer, value in factors:
             if enhancer is ImageEnhance.Color and colour.mode == "L":
                 continue
-            colour = enhancer(colour).enhance(value)  # type: ignore[operator]
+            colour = enhancer(colour).enhance(value)  # type: ignore[call-arg]
         if edits.grayscale and colour.mode != "L":
             colour = colour.convert("L")
         return _join_alpha(colour, alpha)
