@@ -33,4 +33,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(web.bp)
     from app.views import model
     app.register_blueprint(model.bp)
+    from app.views import docs
+    app.register_blueprint(docs.bp)
     return app

@@ -155,9 +155,13 @@ def _asks_nothing_but_compression(options: CompressOptions, source: Source, out:
 
 
 def _passthrough(data: bytes, source: Source, options: CompressOptions) -> bytes | None:
+    """The input itself, metadata stripped as asked, or None if it cannot be stripped."""
     if not options.strip_metadata:
         return data
-    return strip_metadata(data, source.format)
+    stripped = strip_metadata(data, source.format)
+    if stripped is None and not (source.image.info.get("exif") or source.image.info.get("xmp")):
+        return data  # nothing to strip (AVIF has no lossless stripper here)
+    return stripped
 
 
 def _unchanged_result(

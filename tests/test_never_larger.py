@@ -66,3 +66,10 @@ def test_target_already_met_is_not_degraded(client: FlaskClient) -> None:
     assert r.headers["X-Output-Unchanged"] == "true"
     assert open_image(r.data).size == (300, 200)
     assert len(r.data) <= len(data)
+
+
+def test_avif_without_metadata_is_returned_as_is(client: FlaskClient) -> None:
+    data = encode(photo(300, 200), "AVIF", quality=30)
+    r = post_image(client, data, "small.avif", quality=95)
+    assert r.data == data
+    assert r.headers["X-Output-Unchanged"] == "true"
