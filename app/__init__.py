@@ -29,6 +29,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     errors.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(compress.bp)
+    from app import accounts, keys_cli, storage
+    from app.views import batch, downloads, usage
+    accounts.init_app(app)  # key auth and charging of the Feather endpoints
+    storage.init_app(app)
+    app.register_blueprint(batch.bp)
+    app.register_blueprint(downloads.bp)
+    app.register_blueprint(usage.bp)
+    keys_cli.init_app(app)
     from app.views import web
     app.register_blueprint(web.bp)
     from app.views import model

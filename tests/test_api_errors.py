@@ -188,3 +188,24 @@ def test_worker_survives_a_bad_request(client: FlaskClient) -> None:
     good = post_image(client, encode(photo(40, 30), "PNG"), "ok.png")
     assert good.status_code == 200
     assert io.BytesIO(good.data).getbuffer().nbytes > 0
+
+
+def test_a_step_that_overruns_still_answers_504_on_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from feather_core import encode as encoders
+
+    def slow_png(*args: object, **kwargs: object) -> bytes:
+        time.sleep(3)
+        return b""
+
+    monkeypatch.setitem(encoders.ENCODERS, "png", slow_png)
+    app = create_app(Settings.from_env({}, data_dir=str(tmp_path), request_timeout_ms=300,
+                                       rate_limit_per_minute=0))
+    started = time.monotonic()
+    r = post_image(app.test_client(), encode(photo(50, 50), "PNG"), "p.png", outputFormat="png")
+    assert r.status_code == 504
+    _envelope(r.json, "TIMEOUT")
+    assert time.monotonic() - started < 2.5
