@@ -14,6 +14,7 @@ import re
 import resource
 import subprocess
 import sys
+from xml.etree.ElementTree import Element
 
 from defusedxml import ElementTree as SafeTree
 from defusedxml.common import DefusedXmlException
@@ -29,6 +30,12 @@ _UNITS = {"": 1.0, "px": 1.0, "pt": 96 / 72, "pc": 16.0, "mm": 96 / 25.4,
 _LENGTH = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([a-z%]*)\s*$")
 _RENDER_TIMEOUT = 20.0
 _MEMORY_FLOOR = 512 * 1024 * 1024
+# Elements drawn once every <use> and url(#...) reference is expanded. cairosvg draws
+# some tens of thousands a second; a real drawing rarely needs more than this, while
+# a <use> bomb asks for billions from a few kilobytes.
+MAX_DRAWN_ELEMENTS = 250_000
+_XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
+_LOCAL_URL = re.compile(r"url\(\s*['\"]?#([^'\")\s]+)")
 
 
 def _length(value: str | None) -> float | None:
@@ -40,20 +47,75 @@ def _length(value: str | None) -> float | None:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
+def _parse(data: bytes) -> Element:
+    try:
+        root: Element = SafeTree.fromstring(data, forbid_dtd=False, forbid_entities=True,
+                                            forbid_external=True)
+    except DefusedXmlException as exc:
+        raise InvalidImage(
+            "SVG with entity declarations or external references is refused") from exc
+    except Exception as exc:  # noqa: BLE001 - ParseError and friends from expat
+        raise InvalidImage("The SVG is not well-formed XML") from exc
+    if root.tag not in (_SVG_TAG, "svg"):
+        raise InvalidImage("The XML document is not an SVG image")
+    return root
+
+
+def drawn_elements(root: Element, cap: int = MAX_DRAWN_ELEMENTS) -> int:
+    """How many elements drawing ``root`` visits, ``<use>`` and ``url(#id)`` expanded.
+
+    Counting stops past ``cap``. Raises ``InvalidImage`` for a reference cycle or
+    a count over ``cap`` (the ``<use>`` amplification bomb).
+    """
+    by_id = {el.get("id"): el for el in root.iter() if el.get("id")}
+    memo: dict[int, int] = {}
+    visiting: set[int] = set()
+
+    def references(el: Element) -> list[Element]:
+        found = []
+        href = el.get("href") or el.get(_XLINK_HREF) or ""
+        if el.tag.rsplit("}", 1)[-1] == "use" and href.startswith("#"):
+            found.append(href[1:])
+        for value in el.attrib.values():
+            if "url(" in value:
+                found += _LOCAL_URL.findall(value)
+        return [by_id[i] for i in found if i in by_id]
+
+    def cost(el: Element) -> int:
+        key = id(el)
+        if key in memo:
+            return memo[key]
+        if key in visiting:
+            raise InvalidImage("The SVG refers to itself in a loop")
+        visiting.add(key)
+        total = 1
+        for child in [*el, *references(el)]:
+            total += cost(child)
+            if total > cap:
+                break
+        visiting.discard(key)
+        memo[key] = total
+        return total
+
+    try:
+        total = cost(root)
+    except RecursionError as exc:
+        raise InvalidImage("The SVG is nested too deeply to draw") from exc
+    if total > cap:
+        raise InvalidImage(f"The SVG would draw more than {cap:,} elements "
+                           "(too many <use> repetitions)")
+    return total
+
+
 def canvas_size(data: bytes) -> tuple[int, int]:
     """The pixel size an SVG asks for, from width/height or else its viewBox.
 
     Raises ``InvalidImage`` for XML that is malformed, declares entities, or is not SVG.
     """
-    try:
-        root = SafeTree.fromstring(data, forbid_dtd=False, forbid_entities=True,
-                                   forbid_external=True)
-    except DefusedXmlException as exc:
-        raise InvalidImage("SVG with entity declarations or external references is refused") from exc
-    except Exception as exc:  # noqa: BLE001 - ParseError and friends from expat
-        raise InvalidImage("The SVG is not well-formed XML") from exc
-    if root.tag not in (_SVG_TAG, "svg"):
-        raise InvalidImage("The XML document is not an SVG image")
+    return _canvas_size(_parse(data))
+
+
+def _canvas_size(root: Element) -> tuple[int, int]:
     width = _length(root.get("width"))
     height = _length(root.get("height"))
     box = _view_box(root.get("viewBox"))
@@ -84,9 +146,11 @@ def _view_box(value: str | None) -> tuple[float, float] | None:
 
 def rasterize(data: bytes, limits: Limits, deadline: Deadline | None = None) -> bytes:
     """Render an SVG document to PNG bytes at its own size, within ``limits``."""
-    width, height = canvas_size(data)
+    root = _parse(data)
+    width, height = _canvas_size(root)
     if width * height > limits.max_pixels:
         raise TooManyPixels(f"The SVG canvas has more than {limits.max_pixels:,} pixels")
+    drawn_elements(root)
     timeout = _RENDER_TIMEOUT
     remaining = deadline.remaining() if deadline else None
     if remaining is not None:

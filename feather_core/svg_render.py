@@ -1,26 +1,41 @@
 """Child-process entry point: SVG on stdin, PNG on stdout. Run by ``feather_core.svg``.
 
 Fetches nothing: every external reference (file, http, another SVG, a CSS
-@import) is refused; only ``data:`` URIs embedded in the document are read.
+@import, a font) is replaced by an empty stand-in; only ``data:`` URIs embedded
+in the document are read. As a second wall, the process cannot open a socket.
 """
 
 from __future__ import annotations
 
+import socket
 import sys
 from typing import Any
 
+# What an external reference becomes: an empty drawing, as cairosvg's own safe mode does.
+EMPTY_SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="1" height="1"></svg>'
 
-def refuse_external(url: str, resource_type: str | None = None) -> dict[str, Any]:
-    """cairosvg URL fetcher that only reads inline ``data:`` URIs."""
+
+def refuse_external(url: str, resource_type: str | None = None) -> Any:
+    """cairosvg URL fetcher that reads inline ``data:`` URIs and nothing else."""
     if url.startswith("data:"):
         from cairosvg.url import fetch
 
-        result: dict[str, Any] = fetch(url, resource_type)
-        return result
-    raise ValueError("external references are not loaded")
+        return fetch(url, resource_type)
+    return EMPTY_SVG
+
+
+class _NoSocket(socket.socket):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise OSError("network access is disabled while rendering SVG")
+
+
+def _forbid_network() -> None:
+    socket.socket = _NoSocket  # type: ignore[misc]
+    socket.create_connection = _NoSocket
 
 
 def main() -> int:
+    _forbid_network()
     from cairosvg.surface import PNGSurface
 
     width, height = int(sys.argv[1]), int(sys.argv[2])
