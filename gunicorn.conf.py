@@ -1,15 +1,75 @@
-"""gunicorn settings, read by `gunicorn -c gunicorn.conf.py wsgi:app`. Plain assignments."""
+"""gunicorn settings, read by `gunicorn -c gunicorn.conf.py wsgi:app`.
 
-import multiprocessing
+Plain assignments from the environment (names in the README's service section). The
+app's own settings (REQUEST_TIMEOUT_MS, DATA_DIR, METRICS_ENABLED) are read here only
+where gunicorn must agree with them.
+"""
+
+import math
 import os
+import shutil
 
-bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '3000')}"
-workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
+_env = os.environ.get
+
+
+def _truthy(name: str) -> bool:
+    return _env(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+bind = f"{_env('HOST', '0.0.0.0')}:{_env('PORT', '3000')}"
+
+# Image work is CPU-bound and Pillow releases the GIL only in parts: one sync worker
+# per core, each serving one request at a time, is the simplest model that uses them.
+workers = int(_env("WEB_CONCURRENCY") or os.cpu_count() or 1)
 worker_class = "sync"
-# Longer than REQUEST_TIMEOUT_MS, so the app answers 504 itself before gunicorn kills it.
-timeout = int(os.environ.get("REQUEST_TIMEOUT_MS", "30000")) // 1000 + 30
-graceful_timeout = 30
-max_requests = 1000
-max_requests_jitter = 100
-accesslog = "-"
+
+# Longer than REQUEST_TIMEOUT_MS, so the app answers 504 itself well before gunicorn
+# gives up on a worker and kills it.
+timeout = int(_env("GUNICORN_TIMEOUT")
+              or math.ceil(int(_env("REQUEST_TIMEOUT_MS") or 30000) / 1000) + 30)
+# On TERM or HUP, workers finish the request in hand for up to this long.
+graceful_timeout = int(_env("GRACEFUL_TIMEOUT") or 30)
+# Recycling workers bounds the memory a long-lived decoder process can keep; the
+# jitter keeps all workers from restarting at once.
+max_requests = int(_env("MAX_REQUESTS") or 1000)
+max_requests_jitter = int(_env("MAX_REQUESTS_JITTER") or 100)
+# The heartbeat file on tmpfs, so a slow disk cannot get healthy workers killed.
+worker_tmp_dir = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+
+# Proxies are trusted in one place, the app (TRUSTED_PROXIES drives ProxyFix), so
+# gunicorn itself believes no forwarded header from anyone.
+forwarded_allow_ips = ""
+# No run-time control socket: it lives in $HOME, which the systemd unit hides, and
+# several instances on one host would fight over its one default path.
+control_socket_disable = True
+
+loglevel = (_env("LOG_LEVEL") or "info").lower()
 errorlog = "-"
+accesslog = _env("ACCESS_LOG") or "-"
+# Client, request line, status, bytes, duration in ms, worker pid, request id
+# (the X-Request-Id the app sent back), user agent.
+access_log_format = ('%(h)s "%(r)s" %(s)s %(B)s %(M)sms pid=%(p)s '
+                     'rid=%({x-request-id}o)s "%(a)s"')
+
+# Prometheus multiprocess mode: each worker writes its samples to files in this
+# folder and a scrape sums them. It must be set before any worker imports
+# prometheus_client, and emptied at start so a previous run's counts do not linger.
+if _truthy("METRICS_ENABLED"):
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR",
+                          os.path.join(os.path.abspath(_env("DATA_DIR") or "var"),
+                                       "prometheus"))
+
+
+def on_starting(server):  # type: ignore[no-untyped-def]
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if path:
+        shutil.rmtree(path, ignore_errors=True)
+        os.makedirs(path, exist_ok=True)
+
+
+def child_exit(server, worker):  # type: ignore[no-untyped-def]
+    # A dead worker's counters stay in the sums; its live gauges must not.
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

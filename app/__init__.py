@@ -20,13 +20,16 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes + 2_000_000
     app.json.sort_keys = False  # type: ignore[attr-defined]
     logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+                        format="%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
 
-    from app import errors
+    from app import cors, errors, observability, ratelimit
     from app.views import compress, health
 
     # One line per part; each part's init_app registers its blueprints and hooks.
     errors.init_app(app)
+    observability.init_app(app)  # first: request id and timing for everything after
+    ratelimit.init_app(app)
+    cors.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(compress.bp)
     from app import accounts, keys_cli, storage
