@@ -96,10 +96,10 @@ class ModelCache:
                 f"{path.name} in MODEL_CACHE_DIR",
                 {"variant": variant},
             )
-        self.directory.mkdir(parents=True, exist_ok=True)
         # Waiting workers may have to wait for a whole fetch by the worker holding the lock.
         lock = FileLock(self.directory / f".modnet-{variant}.lock", timeout=self.timeout + 10)
         try:
+            self.directory.mkdir(parents=True, exist_ok=True)
             with lock:
                 if path.is_file():  # another worker fetched it while this one waited
                     return _read(variant, path)
@@ -114,6 +114,11 @@ class ModelCache:
         except FetchFailed as exc:
             log.warning("fetching the %s model failed: %s", variant, exc)
             raise _fetch_failed(variant, str(exc)) from None
+        except OSError as exc:
+            # The folder is missing rights or space: the operator's to fix, said in the log.
+            log.error("the model cache %s cannot be written: %s", self.directory, exc)
+            raise ApiError("SERVICE_UNAVAILABLE", "The model cache (MODEL_CACHE_DIR) cannot be "
+                           "written", {"variant": variant}) from None
 
     def _remove_partial_files(self, variant: str) -> None:
         # Under the lock nobody else is writing: any partial file was left by a

@@ -72,7 +72,10 @@ def run_model(data: bytes, image: np.ndarray) -> np.ndarray:
     return np.asarray(output)
 
 
-def describe(data: bytes) -> tuple[list[tuple[str, list[int | str]]], list[tuple[str, list[int | str]]]]:
+Signature = list[tuple[str, list[int | str]]]
+
+
+def describe(data: bytes) -> tuple[Signature, Signature]:
     """(inputs, outputs) as (name, shape) pairs, symbolic dimensions by name."""
     model = onnx.load_model(io.BytesIO(data))
 

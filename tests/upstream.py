@@ -8,7 +8,6 @@ status, with a body cut short, without a Content-Length, trickling, or with a re
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -151,12 +150,3 @@ class Upstream:
                  tb: TracebackType | None) -> None:
         self.stop()
 
-
-def wait_for(predicate: object, timeout: float = 30.0) -> bool:
-    """Poll ``predicate()`` until true or ``timeout``; for conditions other processes set."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
-        time.sleep(0.05)
-    return False

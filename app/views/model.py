@@ -31,4 +31,5 @@ def model() -> Response:
     response = Response(found.data, mimetype="application/octet-stream")
     response.headers["Cache-Control"] = CACHE_CONTROL
     response.set_etag(found.etag)
-    return response.make_conditional(request)
+    response.make_conditional(request)  # 304 on a matching If-None-Match
+    return response
