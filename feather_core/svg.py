@@ -14,6 +14,7 @@ import re
 import resource
 import subprocess
 import sys
+from collections.abc import Callable
 from xml.etree.ElementTree import Element
 
 from defusedxml import ElementTree as SafeTree
@@ -144,6 +145,21 @@ def _view_box(value: str | None) -> tuple[float, float] | None:
     return w, h
 
 
+def child_limits(memory: int, seconds: float) -> Callable[[], None]:
+    """A ``preexec_fn`` capping the child's address space and CPU seconds.
+
+    The CPU limit is a second wall behind the wall-clock timeout: SIGXCPU ends a
+    child that spins even if the parent is somehow not waiting.
+    """
+
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+        cpu = math.ceil(seconds) + 1
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+
+    return apply
+
+
 def rasterize(data: bytes, limits: Limits, deadline: Deadline | None = None) -> bytes:
     """Render an SVG document to PNG bytes at its own size, within ``limits``."""
     root = _parse(data)
@@ -157,18 +173,13 @@ def rasterize(data: bytes, limits: Limits, deadline: Deadline | None = None) -> 
         timeout = min(timeout, remaining)
     if timeout <= 0:
         raise ProcessingTimeout("Processing took longer than the time allowed")
+    # cairo keeps a few ARGB copies of the canvas; the floor covers Python and cairosvg.
     memory = _MEMORY_FLOOR + width * height * 16
-
-    def limit_child() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-        cpu = math.ceil(timeout) + 1
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
-
     try:
         done = subprocess.run(
             [sys.executable, "-I", "-m", "feather_core.svg_render", str(width), str(height)],
-            input=data, capture_output=True, timeout=timeout, preexec_fn=limit_child,
-            check=False,
+            input=data, capture_output=True, timeout=timeout,
+            preexec_fn=child_limits(memory, timeout), check=False,
         )
     except subprocess.TimeoutExpired as exc:
         raise ProcessingTimeout("Rendering the SVG took longer than the time allowed") from exc
