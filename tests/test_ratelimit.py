@@ -104,12 +104,21 @@ def test_every_working_response_has_the_headers_and_the_limit_holds(
                                          "X-Real-IP": f"198.51.100.{i + 1}"})
         assert_429(spoofed)
     assert_429(compress(url, path="/api/convert"))
+    # FluxImage-dialect requests get FluxImage's envelope.
+    for flux in (compress(url, path="/api/batch"),
+                 compress(url, headers={"Accept": "application/json"})):
+        assert flux.status_code == 429
+        assert flux.json()["error"] == "RATE_LIMIT_EXCEEDED"
+        assert flux.json()["message"]
+        assert 1 <= int(flux.headers["Retry-After"]) <= 60
 
     # Health and formats do no work: not limited, no headers.
     for path in ("/api/health", "/api/formats"):
         free = requests.get(url + path, timeout=60)
         assert free.status_code == 200
         assert "X-RateLimit-Limit" not in free.headers
+    usage = requests.get(url + "/api/usage", timeout=60)  # a read of one's own counters
+    assert usage.status_code != 429 and "X-RateLimit-Limit" not in usage.headers
     # Counters are shared through the SQLite file in DATA_DIR.
     assert (Path(direct.env["DATA_DIR"]) / "ratelimit.sqlite3").is_file()
 
