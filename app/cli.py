@@ -368,7 +368,7 @@ class KeysGroup(click.Group):
 
     def _group(self) -> click.Group | None:
         try:
-            from app import keys_cli  # type: ignore[attr-defined]
+            from app import keys_cli
         except ImportError as exc:
             if exc.name not in ("app.keys_cli", "app"):
                 raise
@@ -397,6 +397,20 @@ class KeysGroup(click.Group):
 @cli.group(cls=KeysGroup)
 def keys() -> None:
     """Create, list, roll, revoke and top up API keys and plans (FluxImage batch API)."""
+
+
+@cli.command()
+def sweep() -> None:
+    """Delete expired stored outputs now (the service also sweeps on its own)."""
+    from app.settings import Settings
+
+    try:
+        from app.keys_cli import sweep_outputs
+    except ImportError as exc:
+        raise click.ClickException("stored outputs are not available in this "
+                                   "installation") from exc
+    deleted = sweep_outputs(Settings.from_env())
+    click.echo(f"{deleted} expired output(s) deleted")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -225,15 +226,16 @@ def test_help_everywhere(tmp_path: Path) -> None:
     assert "--max-width" in feather("compress", "--help", cwd=tmp_path).stdout
 
 
-def test_keys_group_delegates_to_keys_cli(tmp_path: Path) -> None:
-    try:
-        from app import keys_cli  # type: ignore[attr-defined]  # noqa: F401
-    except ImportError:
-        run = feather("keys", "list", cwd=tmp_path)
-        assert run.returncode == 1 and "not available" in run.stderr
-        return
-    run = feather("keys", "--help", cwd=tmp_path)
-    assert run.returncode == 0 and "Commands:" in run.stdout
+def test_keys_and_sweep_commands(tmp_path: Path) -> None:
+    run = feather("keys", "create", "--plan", "pro", "--name", "cli-test", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    raw = run.stdout.split()[0]
+    assert re.fullmatch(r"flx_live_[0-9a-f]{40}", raw)
+    listed = feather("keys", "list", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert raw[:14] in listed.stdout and "pro" in listed.stdout and raw not in listed.stdout
+    run = feather("sweep", cwd=tmp_path)
+    assert run.returncode == 0 and "expired output(s) deleted" in run.stdout
 
 
 def test_serve_runs_gunicorn(tmp_path: Path) -> None:
