@@ -1,12 +1,19 @@
 """Fit an output under a byte cap with as few encodes as possible.
 
-Quality first, then scale: the search looks for the highest quality whose
-output fits; only when even the quality floor does not fit is the picture scaled
-down (by the square root of the size ratio, since bytes follow pixel count) and
-the quality searched again. The first encode is at the asked quality; its size
-and the typical slope of log(size) over quality predict the next quality; after
-that each guess interpolates in log-size space between the closest fitting and
-non-fitting tries (a secant step, safeguarded to stay inside the bracket).
+Quality first, then scale: the search looks for the highest quality (up to
+``QUALITY_CEILING``, or the asked quality when higher) whose output fits; only
+when even ``QUALITY_FLOOR`` does not fit is the picture scaled down, once, to a
+size where a quality above the floor fits, and quality is searched again there.
+
+Every guess comes from a model in log-size space: ``ln(bytes)`` falls on a line
+against a quality coordinate. For JPEG that coordinate is the log of libjpeg's
+quantiser scale (``5000/q`` below 50, ``200 - 2q`` above), on which JPEG sizes
+lie nearly straight; for the other encoders it is the quality itself. The first
+encode (at the asked quality) and its bytes per pixel anchor the line with a
+typical slope; each later encode replaces the slope by the secant through the
+closest fitting and non-fitting tries, safeguarded to stay inside the bracket.
+The aim is the middle of [``GOOD_ENOUGH`` × cap, cap], so most searches stop at
+their second or third encode.
 """
 
 from __future__ import annotations
@@ -20,10 +27,19 @@ from feather_core.picture import Picture
 from feather_core.steps.resize import resize_frame
 
 QUALITY_FLOOR = 40
-# d ln(bytes) / d quality, typical of JPEG, WebP and AVIF between q40 and q90.
-TYPICAL_SLOPE = 0.035
+QUALITY_CEILING = 95
 # A fit within this share of the cap is good enough to stop searching.
-GOOD_ENOUGH = 0.92
+GOOD_ENOUGH = 0.90
+AIM = 0.95
+# d ln(bytes) / d coordinate: JPEG against ln(quantiser scale), others against quality.
+JPEG_SLOPE = 0.62
+OTHER_SLOPE = 0.035
+# bytes grow like pixels ** PIXEL_EXPONENT when a photo is scaled (detail gets denser).
+PIXEL_EXPONENT = 0.85
+# When the floor is predicted this far over the cap, scale at once instead of trying it.
+SKIP_FLOOR_MARGIN = 1.25
+# After scaling, the floor should land this far under the cap, so quality has room to rise.
+SCALE_HEADROOM = 0.8
 MAX_ENCODES = 14
 # Stop searching this many seconds before the deadline and return the best so far.
 DEADLINE_MARGIN = 0.25
@@ -43,9 +59,76 @@ class Fit:
 Encode = Callable[[Picture, int], bytes]
 
 
+def _jpeg_coordinate(quality: int) -> float:
+    # libjpeg's jpeg_quality_scaling: the quantisation tables are scaled by this percentage.
+    q = max(1, min(100, quality))
+    scale = 5000 / q if q < 50 else 200 - 2 * q
+    return -math.log(max(scale, 0.5))
+
+
+def _linear_coordinate(quality: int) -> float:
+    return float(quality)
+
+
+@dataclass(frozen=True)
+class _Model:
+    """ln(bytes) against a quality coordinate; typical slope until two tries calibrate it."""
+
+    coordinate: Callable[[int], float]
+    slope: float
+
+    @classmethod
+    def for_output(cls, data: bytes) -> _Model:
+        if data[:3] == b"\xff\xd8\xff":
+            return cls(_jpeg_coordinate, JPEG_SLOPE)
+        return cls(_linear_coordinate, OTHER_SLOPE)
+
+    def size_at(self, anchor: tuple[int, int], quality: int) -> float:
+        q0, size = anchor
+        return size * math.exp(self.slope * (self.coordinate(quality) - self.coordinate(q0)))
+
+    def quality_for(self, anchor: tuple[int, int], goal: float) -> float:
+        """The (fractional) quality the line through ``anchor`` gives ``goal`` bytes at."""
+        q0, size = anchor
+        wanted = self.coordinate(q0) + math.log(goal / size) / self.slope
+        return self._invert(wanted)
+
+    def between(self, lo: tuple[int, int], hi: tuple[int, int], goal: float) -> float:
+        """Secant in (coordinate, ln bytes) between a fitting and a non-fitting try."""
+        x0, x1 = self.coordinate(lo[0]), self.coordinate(hi[0])
+        y0, y1 = math.log(lo[1]), math.log(hi[1])
+        if y1 <= y0 or x1 <= x0:
+            return (lo[0] + hi[0]) / 2
+        return self._invert(x0 + (math.log(goal) - y0) * (x1 - x0) / (y1 - y0))
+
+    def calibrated(self, a: tuple[int, int], b: tuple[int, int]) -> _Model:
+        """The slope through two tries of one picture, kept within a sane range."""
+        dx = self.coordinate(b[0]) - self.coordinate(a[0])
+        if dx == 0 or a[1] <= 0 or b[1] <= 0:
+            return self
+        slope = math.log(b[1] / a[1]) / dx
+        return replace(self, slope=min(self.slope * 2.5, max(self.slope * 0.4, slope)))
+
+    def _invert(self, wanted: float) -> float:
+        # The coordinate is increasing in quality; bisect on the integers 1..100.
+        lo, hi = 1, 100
+        if wanted <= self.coordinate(lo):
+            return lo
+        if wanted >= self.coordinate(hi):
+            return hi
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if self.coordinate(mid) <= wanted:
+                lo = mid
+            else:
+                hi = mid
+        x0, x1 = self.coordinate(lo), self.coordinate(hi)
+        return lo + (wanted - x0) / (x1 - x0)
+
+
 def _scaled(picture: Picture, factor: float) -> Picture:
     width, height = picture.size
-    size = (max(1, int(width * factor)), max(1, int(height * factor)))
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
     return replace(picture.map(lambda f: resize_frame(f, size)), nominal_size=None)
 
 
@@ -55,8 +138,9 @@ class _Search:
         self.target = target
         self.deadline = deadline
         self.encodes = 0
-        self.best: Fit | None = None  # largest quality that fits at the current scale
+        self.best: Fit | None = None  # largest picture, then highest quality, that fits
         self.smallest: Fit | None = None
+        self.model: _Model | None = None
 
     def out_of_time(self) -> bool:
         return self.encodes >= MAX_ENCODES or self.deadline.expired(DEADLINE_MARGIN)
@@ -64,6 +148,8 @@ class _Search:
     def try_quality(self, picture: Picture, quality: int) -> int:
         data = self.encode(picture, quality)
         self.encodes += 1
+        if self.model is None:
+            self.model = _Model.for_output(data)
         fit = Fit(data, quality, picture, self.encodes, len(data) <= self.target)
         if fit.met and (self.best is None or self._better(fit, self.best)):
             self.best = fit
@@ -75,41 +161,52 @@ class _Search:
     def _better(fit: Fit, other: Fit) -> bool:
         return (fit.picture.size, fit.quality) > (other.picture.size, other.quality)
 
-    def search_quality(self, picture: Picture, top: int) -> bool:
-        """Search qualities in [QUALITY_FLOOR, top]; True if something fit at this scale."""
-        lo: tuple[int, int] | None = None  # (quality, size) that fits
-        hi: tuple[int, int] = (top, self.try_quality(picture, top))
-        if hi[1] <= self.target:
-            return True
-        floor = min(QUALITY_FLOOR, top)
-        guess = round(top - math.log(hi[1] / (self.target * 0.97)) / TYPICAL_SLOPE)
-        while not self.out_of_time():
-            guess = max(floor, min(guess, hi[0] - 1))
-            if lo is not None:
-                guess = max(guess, lo[0] + 1)
-            if lo is not None and guess >= hi[0]:
-                break
-            size = self.try_quality(picture, guess)
-            if size <= self.target:
-                lo = (guess, size)
-                if size >= GOOD_ENOUGH * self.target or hi[0] - guess <= 1:
-                    break
-            else:
-                hi = (guess, size)
-                if guess <= floor:
-                    break
-            guess = self._interpolate(lo, hi)
-        return lo is not None
+    def good(self, size: int) -> bool:
+        return GOOD_ENOUGH * self.target <= size <= self.target
 
-    def _interpolate(self, lo: tuple[int, int] | None, hi: tuple[int, int]) -> int:
-        goal = math.log(self.target * 0.97)
-        if lo is None:
-            return round(hi[0] - (math.log(hi[1]) - goal) / TYPICAL_SLOPE)
-        span = math.log(hi[1]) - math.log(lo[1])
-        if span <= 0:
-            return (lo[0] + hi[0]) // 2
-        share = (goal - math.log(lo[1])) / span
-        return lo[0] + max(1, min(hi[0] - lo[0] - 1, round(share * (hi[0] - lo[0]))))
+    def search_quality(
+        self, picture: Picture, first: tuple[int, int], floor: int, ceiling: int
+    ) -> bool:
+        """Search [floor, ceiling] from the try ``first``; True if something fit."""
+        assert self.model is not None
+        lo: tuple[int, int] | None = None  # the best try that fits
+        hi: tuple[int, int] | None = None  # the lowest try that does not
+        if first[1] <= self.target:
+            lo = first
+        else:
+            hi = first
+        goal = AIM * self.target
+        while not self.out_of_time():
+            if lo is not None and (self.good(lo[1]) or lo[0] >= ceiling):
+                break
+            if hi is not None and hi[0] <= floor:
+                break
+            if lo is not None and hi is not None:
+                if hi[0] - lo[0] <= 1:
+                    break
+                guess = self.model.between(lo, hi, goal)
+                quality = max(lo[0] + 1, min(hi[0] - 1, round(guess)))
+            else:
+                anchor = lo or hi
+                assert anchor is not None
+                quality = round(self.model.quality_for(anchor, goal))
+                quality = max(floor, min(ceiling, quality))
+                if lo is not None:
+                    quality = max(quality, lo[0] + 1)
+                if hi is not None:
+                    quality = min(quality, hi[0] - 1)
+            size = self.try_quality(picture, quality)
+            previous = lo if size <= self.target else hi
+            if previous is not None:
+                self.model = self.model.calibrated(previous, (quality, size))
+            elif lo is not None or hi is not None:
+                self.model = self.model.calibrated((lo or hi), (quality, size))  # type: ignore[arg-type]
+            fits = size <= self.target
+            if fits:
+                lo = (quality, size)
+            else:
+                hi = (quality, size)
+        return lo is not None
 
 
 def fit_to_size(
@@ -122,26 +219,61 @@ def fit_to_size(
 ) -> Fit:
     """Encode ``picture`` at most ``target`` bytes, at the highest quality and size that fit.
 
-    Lossless formats only scale. If the deadline comes first, the best result so
-    far is returned (``met`` tells whether it fits).
+    Lossy formats: the first encode is at ``quality``; the search then moves within
+    [``QUALITY_FLOOR``, max(``quality``, ``QUALITY_CEILING``)] and scales the picture
+    down only when the floor does not fit. Lossless formats only scale. If the
+    deadline comes first, the best result so far is returned (``met`` tells whether
+    it fits).
     """
     search = _Search(encode, target, deadline)
-    current, scale = picture, 1.0
-    while True:
-        if lossy:
-            fitted = search.search_quality(current, quality)
+    if not lossy:
+        return _fit_by_scale(picture, search, quality)
+    ceiling = max(quality, QUALITY_CEILING)
+    floor = min(QUALITY_FLOOR, quality)
+    first = (quality, search.try_quality(picture, quality))
+    assert search.model is not None
+    floor_bytes = search.model.size_at(first, floor)
+    fits_at_full = False
+    if first[1] <= target or floor_bytes <= SKIP_FLOOR_MARGIN * target:
+        fits_at_full = search.search_quality(picture, first, floor, ceiling)
+    current, scale, anchor = picture, 1.0, first
+    while not fits_at_full and not search.out_of_time():
+        # Size at the floor, measured when the search reached it, else predicted.
+        tried_floor = search.smallest
+        assert tried_floor is not None and search.model is not None
+        if tried_floor.quality == floor and tried_floor.picture is current:
+            floor_bytes = float(len(tried_floor.data))
         else:
-            fitted = search.try_quality(current, quality) <= target
-        if fitted or search.out_of_time():
-            break
-        smallest = search.smallest
-        assert smallest is not None
-        ratio = target / len(smallest.data)
-        scale *= min(0.9, math.sqrt(ratio) * 0.95)
+            floor_bytes = search.model.size_at(anchor, floor)
+        # Bytes follow pixels ** PIXEL_EXPONENT, pixels follow the linear factor squared.
+        factor = (SCALE_HEADROOM * target / floor_bytes) ** (1 / (2 * PIXEL_EXPONENT))
+        scale *= min(0.9, factor)
         width, height = picture.size
         if width * scale < 1 and height * scale < 1:
             break
         # Always resample from the unscaled picture, so scaling twice costs no sharpness.
+        current = _scaled(picture, scale)
+        shrink = (current.size[0] * current.size[1]) / (width * height)
+        predicted = (first[0], round(first[1] * shrink ** PIXEL_EXPONENT))
+        start = max(floor, min(ceiling, round(search.model.quality_for(predicted, AIM * target))))
+        anchor = (start, search.try_quality(current, start))
+        if search.search_quality(current, anchor, floor, ceiling):
+            break
+    result = search.best or search.smallest
+    assert result is not None
+    return replace(result, encodes=search.encodes)
+
+
+def _fit_by_scale(picture: Picture, search: _Search, quality: int) -> Fit:
+    current, scale = picture, 1.0
+    while search.try_quality(current, quality) > search.target and not search.out_of_time():
+        smallest = search.smallest
+        assert smallest is not None
+        ratio = search.target / len(smallest.data)
+        scale *= min(0.9, math.sqrt(ratio) * 0.95)
+        width, height = picture.size
+        if width * scale < 1 and height * scale < 1:
+            break
         current = _scaled(picture, scale)
     result = search.best or search.smallest
     assert result is not None

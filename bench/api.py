@@ -1,0 +1,204 @@
+"""API runs: Feather under real gunicorn and the sharp peer, 2 workers each, 2 clients.
+
+Server CPU is read from /proc for the worker processes (all their threads), so a
+busy machine slows the wall clock but not the figures compared.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from bench.images import HERE, Photo
+from tests.server import GunicornServer, free_port
+
+PEER_DIR = HERE / "sharp-peer"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+WORKERS = 2
+CLIENTS = 2
+
+
+def install_peer() -> None:
+    """`npm ci` in bench/sharp-peer when its node_modules is missing or stale."""
+    lock = PEER_DIR / "package-lock.json"
+    stamp = PEER_DIR / "node_modules" / ".package-lock.json"
+    if stamp.is_file() and stamp.stat().st_mtime >= lock.stat().st_mtime:
+        return
+    if shutil.which("npm") is None:
+        raise SystemExit("bench: npm is needed for the sharp peer (apt-get install nodejs npm)")
+    subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=PEER_DIR, check=True)
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU of ``pids`` (every thread of each), from /proc/<pid>/stat."""
+    total = 0
+    for pid in pids:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2:].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLOCK_TICKS
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True,
+                         check=False).stdout
+    return [int(p) for p in out.split()]
+
+
+class Server:
+    """A running server to bench: its URL and the pids whose CPU counts."""
+
+    name: str
+    url: str
+
+    def worker_pids(self) -> list[int]:
+        raise NotImplementedError
+
+
+class FeatherServer(Server):
+    name = "feather"
+
+    def __init__(self, gunicorn: GunicornServer) -> None:
+        self.gunicorn = gunicorn
+        self.url = gunicorn.url
+
+    def worker_pids(self) -> list[int]:
+        return self.gunicorn.worker_pids()
+
+
+class SharpServer(Server):
+    name = "sharp"
+
+    def __init__(self, process: subprocess.Popen[bytes], port: int) -> None:
+        self.process = process
+        self.url = f"http://127.0.0.1:{port}"
+
+    def worker_pids(self) -> list[int]:
+        return children(self.process.pid)
+
+
+@contextmanager
+def feather_server(env: dict[str, str] | None = None) -> Iterator[FeatherServer]:
+    with tempfile.TemporaryDirectory(prefix="feather-bench-") as data_dir:
+        server = GunicornServer({"RATE_LIMIT_PER_MINUTE": "0", "DATA_DIR": data_dir,
+                                 "LOG_LEVEL": "WARNING", **(env or {})}, workers=WORKERS)
+        server.start(Path(data_dir), timeout=60)
+        try:
+            yield FeatherServer(server)
+        finally:
+            server.stop()
+
+
+@contextmanager
+def sharp_server() -> Iterator[SharpServer]:
+    port = free_port()
+    process = subprocess.Popen(["node", "server.js", str(port), str(WORKERS)], cwd=PEER_DIR,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = SharpServer(process, port)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise SystemExit(f"bench: the sharp peer exited: {process.stderr.read()!r}")  # type: ignore[union-attr]
+            try:
+                if requests.get(server.url + "/api/health", timeout=1).ok and \
+                        len(server.worker_pids()) >= WORKERS:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit("bench: the sharp peer did not start")
+            time.sleep(0.1)
+        yield server
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@dataclass(frozen=True)
+class Reply:
+    photo: str
+    seconds: float
+    size: tuple[int, int]
+    output_bytes: int
+    iterations: int
+
+
+@dataclass(frozen=True)
+class ApiRun:
+    """One job through one server: server CPU per request, throughput, latency, outputs."""
+
+    server: str
+    cpu_ms: float
+    wall_s: float
+    replies: tuple[Reply, ...]
+
+    @property
+    def req_per_s(self) -> float:
+        return len(self.replies) / self.wall_s
+
+    @property
+    def p95_ms(self) -> float:
+        times = sorted(r.seconds for r in self.replies)
+        return 1000 * times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
+
+    @property
+    def mean_latency_ms(self) -> float:
+        return 1000 * statistics.fmean(r.seconds for r in self.replies)
+
+
+def _post(session: requests.Session, url: str, photo: Photo, fields: dict[str, str]) -> Reply:
+    start = time.perf_counter()
+    response = session.post(url + "/api/compress", data=fields,
+                            files={"file": (photo.name, photo.data, "image/jpeg")}, timeout=300)
+    seconds = time.perf_counter() - start
+    if response.status_code != 200:
+        raise SystemExit(f"bench: {url} answered {response.status_code} for {photo.name}: "
+                         f"{response.text[:300]}")
+    headers = response.headers
+    return Reply(photo.name, seconds,
+                 (int(headers["X-Output-Width"]), int(headers["X-Output-Height"])),
+                 len(response.content), int(headers.get("X-Iterations", "1")))
+
+
+def run(server: Server, photos: Sequence[Photo], fields: dict[str, str],
+        clients: int = CLIENTS) -> ApiRun:
+    """POST every photo with ``clients`` concurrent clients; CPU of the workers meanwhile."""
+    sessions = [requests.Session() for _ in range(clients)]
+    pids = server.worker_pids()
+    # A warm-up request per worker, not counted: first requests import lazily.
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(lambda s: _post(s, server.url, photos[0], fields), sessions))
+    cpu_before = cpu_seconds(pids)
+    start = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        replies = list(pool.map(lambda i: _post(sessions[i % clients], server.url, photos[i],
+                                                fields), range(len(photos))))
+    wall = time.perf_counter() - start
+    cpu = cpu_seconds(pids) - cpu_before
+    for session in sessions:
+        session.close()
+    return ApiRun(server.name, 1000 * cpu / len(photos), wall, tuple(replies))
