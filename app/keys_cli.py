@@ -10,7 +10,7 @@ from datetime import datetime
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from app.accounts import keys as key_ops
 from app.accounts import plans as plan_ops
@@ -211,6 +211,7 @@ def plan_command(name: str, compressions: str | None, ai_credits: int | None,
 
 
 @click.command("sweep")
+@with_appcontext
 def sweep_command() -> None:
     """Delete expired stored outputs now."""
     deleted = sweep_outputs(_settings())
