@@ -63,7 +63,7 @@ class SeaweedS3:
         args = [binary, "mini", f"-dir={self.folder / 'data'}", "-ip=127.0.0.1",
                 "-ip.bind=127.0.0.1", "-admin.ui=false", "-webdav=false",
                 "-s3.port.iceberg=0", "-s3.port.lance=0", f"-s3.config={config}"]
-        args += [f"-{name}={port}" for name, port in zip(names, ports)]
+        args += [f"-{name}={port}" for name, port in zip(names, ports, strict=True)]
         self.endpoint = f"http://127.0.0.1:{ports[6]}"
         log = (self.folder / "weed.log").open("wb")
         self.process = subprocess.Popen(args, cwd=self.folder, stdout=log,

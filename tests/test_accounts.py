@@ -205,7 +205,8 @@ def test_watermark_on_free_is_ignored_and_applied_on_paid(acc_settings: Settings
         _, raw = create_key(acc_settings, plan)
         fields = {"file": (io.BytesIO(white), "w.png"), "watermarkOpacity": "100",
                   "watermarkFile": (io.BytesIO(mark), "m.png"), "watermarkPosition": "MC"}
-        flux = acc_client.post("/api/batch", headers=bearer(raw), content_type="multipart/form-data",
+        flux = acc_client.post("/api/batch", headers=bearer(raw),
+                               content_type="multipart/form-data",
                                data={**fields, "format": "png"})
         url = flux.get_json()["data"][0]["downloadUrl"].split("localhost", 1)[1]
         flux_image = open_image(acc_client.get(url).data)

@@ -73,7 +73,7 @@ def session_zip(session_file: str) -> Response:
         written = 0
         # Images are already compressed: storing them is as small as deflating, and fast.
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
-            for obj, name in zip(objects, _unique_names(objects)):
+            for obj, name in zip(objects, _unique_names(objects), strict=True):
                 data = store.read(obj)
                 if data is not None:
                     archive.writestr(name, data)
