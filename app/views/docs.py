@@ -27,7 +27,8 @@ def load_openapi() -> dict[str, Any] | None:
         endpoint, args = adapter.match(OPENAPI_PATH, method="GET")
     except HTTPException:
         return None
-    response = current_app.make_response(current_app.view_functions[endpoint](**args))
+    answer: Any = current_app.view_functions[endpoint](**args)
+    response = current_app.make_response(answer)
     if response.status_code != 200:
         return None
     document = json.loads(response.get_data(as_text=True))
