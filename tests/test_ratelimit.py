@@ -29,9 +29,14 @@ def compress(url: str, headers: dict[str, str] | None = None,
                          headers=headers, timeout=120)
 
 
-def served_pids(server: GunicornServer, path: str) -> set[str]:
-    return {line.split("pid=")[1].split()[0] for line in server.log().splitlines()
-            if f'"POST {path} ' in line and "pid=" in line}
+def served_pids(server: GunicornServer, path: str, requests_sent: int) -> set[str]:
+    """The workers that served POST ``path``, once all its access lines are written."""
+    deadline = time.monotonic() + 30
+    while True:
+        lines = [line for line in server.log().splitlines() if f'"POST {path} ' in line]
+        if len(lines) >= requests_sent or time.monotonic() > deadline:
+            return {line.split("pid=")[1].split()[0] for line in lines}
+        time.sleep(0.05)
 
 
 def assert_rate_headers(response: requests.Response, remaining: int | None = None) -> None:
@@ -136,7 +141,7 @@ def test_exactly_the_limit_across_workers_under_concurrency(proxied: GunicornSer
         else:
             assert_rate_headers(response)
     # Both workers served this client: the budget is the service's, not a worker's.
-    assert len(served_pids(proxied, "/api/compress")) == 2
+    assert len(served_pids(proxied, "/api/compress", 14)) == 2
 
 
 def test_behind_a_proxy_each_client_has_its_own_budget_and_cannot_spoof(
