@@ -46,4 +46,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(model.bp)
     from app.views import docs
     app.register_blueprint(docs.bp)
+    from app.views import openapi
+    app.register_blueprint(openapi.bp)
     return app
