@@ -23,10 +23,11 @@ bind = f"{_env('HOST', '0.0.0.0')}:{_env('PORT', '3000')}"
 workers = int(_env("WEB_CONCURRENCY") or os.cpu_count() or 1)
 worker_class = "sync"
 
-# Longer than REQUEST_TIMEOUT_MS, so the app answers 504 itself well before gunicorn
-# gives up on a worker and kills it.
+# Longer than REQUEST_TIMEOUT_MS and MODEL_FETCH_TIMEOUT_MS, so the app answers 504
+# (or 502 for the model) itself well before gunicorn gives up on a worker and kills it.
 timeout = int(_env("GUNICORN_TIMEOUT")
-              or math.ceil(int(_env("REQUEST_TIMEOUT_MS") or 30000) / 1000) + 30)
+              or math.ceil(max(int(_env("REQUEST_TIMEOUT_MS") or 30000),
+                               int(_env("MODEL_FETCH_TIMEOUT_MS") or 60000)) / 1000) + 30)
 # On TERM or HUP, workers finish the request in hand for up to this long.
 graceful_timeout = int(_env("GRACEFUL_TIMEOUT") or 30)
 # Recycling workers bounds the memory a long-lived decoder process can keep; the

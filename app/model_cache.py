@@ -96,21 +96,24 @@ class ModelCache:
                 f"{path.name} in MODEL_CACHE_DIR",
                 {"variant": variant},
             )
-        # Waiting workers may have to wait for a whole fetch by the worker holding the lock.
-        lock = FileLock(self.directory / f".modnet-{variant}.lock", timeout=self.timeout + 10)
+        # One deadline for waiting on another worker's fetch and for fetching, so no
+        # request outlives MODEL_FETCH_TIMEOUT_MS (and gunicorn's worker timeout).
+        started = time.monotonic()
+        deadline = started + self.timeout
+        lock = FileLock(self.directory / f".modnet-{variant}.lock")
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            with lock:
+            with lock.acquire(timeout=max(deadline - time.monotonic(), 0)):
                 if path.is_file():  # another worker fetched it while this one waited
                     return _read(variant, path)
                 self._remove_partial_files(variant)
-                started = time.monotonic()
-                size = self._fetch(variant, url, path)
+                size = self._fetch(variant, url, path, deadline)
                 log.info("fetched the %s model (%d bytes) in %.1f s", variant, size,
                          time.monotonic() - started)
                 return _read(variant, path)
         except LockTimeout:
-            raise _fetch_failed(variant, "another worker is still fetching the model") from None
+            raise _fetch_failed(variant, "another worker was still fetching it when "
+                                "MODEL_FETCH_TIMEOUT_MS passed") from None
         except FetchFailed as exc:
             log.warning("fetching the %s model failed: %s", variant, exc)
             raise _fetch_failed(variant, str(exc)) from None
@@ -126,9 +129,8 @@ class ModelCache:
         for stale in self.directory.glob(f".modnet-{variant}.*.part"):
             stale.unlink(missing_ok=True)
 
-    def _fetch(self, variant: str, url: str, path: Path) -> int:
+    def _fetch(self, variant: str, url: str, path: Path, deadline: float) -> int:
         """Stream ``url`` into ``path`` through a temporary file; returns the size."""
-        deadline = time.monotonic() + self.timeout
         descriptor, temporary = tempfile.mkstemp(dir=self.directory,
                                                  prefix=f".modnet-{variant}.", suffix=".part")
         try:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -347,6 +350,62 @@ def test_redirect_loop_is_502(upstream: Upstream, make_client: MakeClient) -> No
     upstream.route("/b", Route(redirect_to="/a"))
     assert_fetch_failed(make_client(model_full_url=url).get("/api/model"))
     assert len(upstream.requests()) == 6  # the first request and five redirects
+
+
+_OTHER_WORKER = """
+import sys, time
+from pathlib import Path
+from filelock import FileLock
+lock, seconds, model = Path(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+with FileLock(lock):
+    print("held", flush=True)
+    time.sleep(seconds)
+    if model:
+        Path(model).write_bytes(sys.stdin.buffer.read())
+"""
+
+
+@contextmanager
+def other_worker_fetching(cache_dir: Path, seconds: float,
+                          model: bytes | None = None) -> Iterator[None]:
+    """Another process holds the fetch lock for ``seconds``, then writes ``model``."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    target = str(cache_dir / "modnet-full.onnx") if model is not None else ""
+    process = subprocess.Popen(
+        [sys.executable, "-c", _OTHER_WORKER, str(cache_dir / LOCK), str(seconds), target],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert process.stdin is not None and process.stdout is not None
+    process.stdin.write(model or b"")
+    process.stdin.close()
+    try:
+        assert process.stdout.readline() == b"held\n"
+        yield
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_waits_for_another_workers_fetch_then_serves_from_disk(
+        upstream: Upstream, models: dict[str, bytes], make_client: MakeClient,
+        cache_dir: Path) -> None:
+    url = upstream.route("/modnet.onnx", Route(body=models["full"]))
+    with other_worker_fetching(cache_dir, 0.5, models["full"]):
+        response = make_client(model_full_url=url, model_fetch_timeout_ms=30_000).get(
+            "/api/model")
+    assert response.status_code == 200
+    assert response.data == models["full"]
+    assert upstream.requests() == []
+
+
+def test_waiting_for_another_worker_past_the_timeout_is_502(
+        upstream: Upstream, models: dict[str, bytes], make_client: MakeClient,
+        cache_dir: Path) -> None:
+    url = upstream.route("/modnet.onnx", Route(body=models["full"]))
+    with other_worker_fetching(cache_dir, 60):
+        response = make_client(model_full_url=url, model_fetch_timeout_ms=300).get("/api/model")
+    assert_fetch_failed(response)
+    assert "MODEL_FETCH_TIMEOUT_MS" in response.get_json()["error"]["message"]
+    assert upstream.requests() == []
 
 
 # --- several gunicorn workers -----------------------------------------------------------
