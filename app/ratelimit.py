@@ -73,7 +73,9 @@ def init_app(app: Flask) -> None:
     # after_request functions in reverse order) and sees the headers it wrote.
     app.after_request(_retry_after_only_when_limited)
     app.register_error_handler(RateLimitExceeded, _too_many_requests)
-    logging.getLogger("flask-limiter").addFilter(_StorageFailureFilter())
+    limiter_log = logging.getLogger("flask-limiter")
+    if _STORAGE_FAILURE_FILTER not in limiter_log.filters:
+        limiter_log.addFilter(_STORAGE_FAILURE_FILTER)
     limiter.init_app(app)
     app.extensions["feather_limiter"] = limiter
 
@@ -158,6 +160,9 @@ class _StorageFailureFilter(logging.Filter):
         log.warning("Rate-limit storage unavailable, letting requests through: %s",
                     f"{type(cause).__name__}: {cause}" if cause else "unknown error")
         return False
+
+
+_STORAGE_FAILURE_FILTER = _StorageFailureFilter()
 
 
 class SQLiteStorage(Storage, MovingWindowSupport):
