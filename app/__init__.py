@@ -37,6 +37,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     accounts.init_app(app)  # key auth and charging of the Feather endpoints
     storage.init_app(app)
     app.register_blueprint(batch.bp)
+    from app import ai
+    ai.init_app(app)  # the batch view's AI describer, when AI_BASE_URL and AI_MODEL are set
     app.register_blueprint(downloads.bp)
     app.register_blueprint(usage.bp)
     keys_cli.init_app(app)

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from tests.ai_server import AiServer
 from tests.helpers import open_image
 from tests.images import encode, photo
 from tests.server import ROOT, GunicornServer
@@ -26,7 +27,9 @@ def test_fluximage_example_with_a_cli_key(tmp_path: Path) -> None:
     assert key is not None
     (tmp_path / "photo1.jpg").write_bytes(encode(photo(640, 480, seed=1), "JPEG"))
     (tmp_path / "photo2.jpg").write_bytes(encode(photo(480, 640, seed=2), "JPEG"))
-    with GunicornServer(env, workers=2) as server:
+    ai_env = {"AI_MODEL": "vision-test", "AI_API_KEY": "sk-test"}
+    with AiServer(api_key="sk-test") as ai, GunicornServer(
+            {**env, **ai_env, "AI_BASE_URL": ai.base_url}, workers=2) as server:
         # The document's curl example, unchanged but for the host.
         curl = subprocess.run(
             ["curl", "-sS", "-X", "POST", f"{server.url}/api/compress",
@@ -52,8 +55,11 @@ def test_fluximage_example_with_a_cli_key(tmp_path: Path) -> None:
         assert sizes == [(640, 480), (480, 640)]
         usage = requests.get(f"{server.url}/api/usage", timeout=60,
                              headers={"Authorization": f"Bearer {key.group(0)}"}).json()
-        # No AI service configured: no altText, and no AI credit spent.
-        assert (usage["compressor_used"], usage["ia_credits_used"]) == (2, 0)
+        # altText from the AI service, one AI credit per image.
+        assert [d["altText"] for d in body["data"]] == [
+            "Red running shoes on a white background"] * 2
+        assert (usage["compressor_used"], usage["ia_credits_used"]) == (2, 2)
+        assert all("product photography" in r.prompt for r in ai.seen())
         gone = requests.get(body["data"][0]["downloadUrl"].replace("expires=", "expires=1"),
                             timeout=60)
         assert gone.status_code == 403 and gone.json()["error"] == "FORBIDDEN"

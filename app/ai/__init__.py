@@ -9,18 +9,19 @@ from __future__ import annotations
 
 from flask import Flask, current_app
 
-from app.ai.describe import DescribeFailed, Describer, Description
+from app.ai.describe import DescribeFailed, Describer, Description, ai_deadline, describe_all
 from app.ai.languages import LANGUAGES, parse_language
 from app.ai.names import NameBook, seo_stem
 from app.ai.provider import ChatProvider, ProviderConfig
 from app.errors import ApiError
 from app.settings import Settings
 
-__all__ = ["AI_EXTENSION", "Describer", "Description", "DescribeFailed", "LANGUAGES",
-           "NameBook", "current_describer", "init_app", "not_configured", "parse_language",
-           "provider_config", "seo_stem"]
+__all__ = ["AI_EXTENSION", "DescribeFailed", "Describer", "Description", "LANGUAGES",
+           "NameBook", "ai_deadline", "current_describer", "describe_all", "init_app",
+           "not_configured", "parse_language", "provider_config", "seo_stem"]
 
-AI_EXTENSION = "feather.ai"
+# The key the batch view looks its describer up by (app.views.batch.AI_DESCRIBER).
+AI_EXTENSION = "feather.ai_describer"
 NOT_CONFIGURED_MESSAGE = ("AI features are not configured on this server "
                           "(the operator has not set AI_BASE_URL and AI_MODEL).")
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from app.ai.languages import written_in
 from app.ai.names import seo_stem
@@ -26,6 +27,9 @@ log = logging.getLogger("feather.ai")
 # Calls in flight per batch: enough for a 20-image batch in ~4 rounds, few enough not
 # to trip a hosted provider's rate limit or swamp a local GPU server.
 MAX_CONCURRENT_CALLS = 6
+
+
+R = TypeVar("R")
 
 
 class AskLike(Protocol):
@@ -109,36 +113,67 @@ class Describer:
             raise DescribeFailed("the answer holds nothing usable for what was asked")
         return Description(alt_text=alt, name=name)
 
+    def __call__(self, data: bytes, mime: str, name: str, ask: AskLike) -> Description:
+        """The batch view's per-image hook; ``describe_all`` supplies the deadline."""
+        return self.describe(data, ask, _deadline.get())
+
     def describe_batch(self, images: Sequence[bytes], ask: AskLike, deadline: float
                        ) -> list[Description | None]:
-        """A description per image, None where the AI failed or the deadline passed.
+        """A description per image, None where the AI failed or the deadline passed."""
+        jobs = [(data, "", "", ask) for data in images]
+        return describe_all(self, jobs, deadline, self.max_concurrent)
 
-        Returns by ``deadline`` whatever the provider does; calls still running then
-        are abandoned (their own timeout, bounded by the same deadline, ends them).
-        """
-        if not images:
-            return []
-        pool = ThreadPoolExecutor(max_workers=min(len(images), self.max_concurrent),
-                                  thread_name_prefix="ai")
-        try:
-            futures: list[Future[Description]] = [
-                pool.submit(self.describe, data, ask, deadline) for data in images]
-            wait(futures, timeout=max(0.0, deadline - time.monotonic()))
-            results: list[Description | None] = []
-            for index, future in enumerate(futures):
-                if not future.done():
-                    future.cancel()
-                    log.warning("AI description of image %d missed the deadline", index)
-                    results.append(None)
-                    continue
-                try:
-                    results.append(future.result())
-                except DescribeFailed as exc:
-                    log.warning("AI description of image %d failed: %s", index, exc)
-                    results.append(None)
-                except Exception:  # noqa: BLE001 - AI is optional; the batch goes on
-                    log.exception("AI description of image %d crashed", index)
-                    results.append(None)
-            return results
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+
+# The deadline of the batch a pool thread is working for (None outside describe_all).
+_deadline: ContextVar[float | None] = ContextVar("feather_ai_deadline", default=None)
+
+Job = tuple[bytes, str, str, Any]  # output bytes, MIME type, original name, the AI ask
+
+
+def describe_all(describer: Callable[[bytes, str, str, Any], R], jobs: Sequence[Job],
+                 deadline: float, max_concurrent: int = MAX_CONCURRENT_CALLS
+                 ) -> list[R | None]:
+    """``describer(*job)`` for every job on a bounded pool; None where it raised or
+    had not answered by ``deadline`` (a ``time.monotonic()`` instant).
+
+    Returns by the deadline whatever the provider does. Calls still running then are
+    abandoned; a ``Describer`` sees the deadline and bounds its own socket timeouts by
+    it, so its threads end about then too.
+    """
+    if not jobs:
+        return []
+
+    def run(job: Job) -> R:
+        _deadline.set(deadline)  # each pool thread has its own context
+        return describer(*job)
+
+    pool = ThreadPoolExecutor(max_workers=max(1, min(len(jobs), max_concurrent)),
+                              thread_name_prefix="ai")
+    try:
+        futures = [pool.submit(run, job) for job in jobs]
+        wait(futures, timeout=max(0.0, deadline - time.monotonic()))
+        results: list[R | None] = []
+        for index, (job, future) in enumerate(zip(jobs, futures, strict=True)):
+            label = job[2] or f"#{index}"
+            if not future.done():
+                future.cancel()
+                log.warning("AI description of %s missed the deadline", label)
+                results.append(None)
+                continue
+            try:
+                results.append(future.result())
+            except DescribeFailed as exc:
+                log.warning("AI description of %s failed: %s", label, exc)
+                results.append(None)
+            except Exception:  # noqa: BLE001 - AI is optional; the batch goes on
+                log.exception("AI description of %s crashed", label)
+                results.append(None)
+        return results
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def ai_deadline(request_deadline: float, request_timeout: float) -> float:
+    """When the AI step of a request must be over: early enough to store the outputs
+    and answer within the request's own deadline."""
+    return request_deadline - min(2.0, request_timeout / 5)

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
-from slugify import slugify
 from werkzeug.datastructures import FileStorage
 
 from app.accounts import MAX_BATCH_FILES, Caller, authenticate, charge, refund
+from app.ai import NameBook, ai_deadline, describe_all, not_configured, parse_language, seo_stem
 from app.errors import STATUS_BY_CODE, ApiError
 from app.fields import flux_options, parse_bool, uploaded_files
 from app.processing import limits_for
@@ -110,7 +110,7 @@ def _ai_ask() -> AiAsk:
     if errors:
         raise InvalidOptions("Invalid options", errors)
     return AiAsk(alt_text=flags["autoAltText"], rename=flags["autoRenameSEO"],
-                 language=form.get("language", "").strip() or "English",
+                 language=parse_language(form.get("language")),
                  context=form.get("aiContext", "").strip(),
                  keywords=form.get("seoKeywords", "").strip())
 
@@ -125,17 +125,19 @@ def _session_id() -> str:
     return raw
 
 
-def _new_name(upload: Upload, result: CompressResult, ai_name: str | None) -> str:
+def _new_name(upload: Upload, result: CompressResult, ai_name: str | None,
+              names: NameBook | None = None) -> str:
     stem = upload.stem
     if ai_name:
-        stem = slugify(ai_name, max_length=80, word_boundary=True) or stem
+        stem = seo_stem(ai_name) or stem
+    if names is not None:  # SEO names: unique within the batch and the session
+        return names.claim(stem, result.format.extension)
     return f"{stem}.{result.format.extension}"
 
 
-def _process(upload: Upload, options: CompressOptions, limits: Limits, deadline: float,
-             store: Store, scope: str, expires: int, ask: AiAsk,
-             describer: AiDescriber | None) -> Outcome:
-    """Compress, describe (AI) and store one image; never raises."""
+def _compress_one(upload: Upload, options: CompressOptions, limits: Limits,
+                  deadline: float) -> Outcome:
+    """Compress one image; never raises."""
     try:
         remaining = max(0.05, deadline - time.monotonic())
         result = compress(upload.data, options,
@@ -146,16 +148,17 @@ def _process(upload: Upload, options: CompressOptions, limits: Limits, deadline:
         current_app.logger.exception("batch image %s failed", upload.filename)
         return Outcome(upload, error_code="PROCESSING_FAILED",
                        error_message="The image could not be processed")
-    answer = AiAnswer()
-    ai_charged = False
-    if ask.wanted and describer is not None:
-        try:
-            answer = describer(result.data, result.format.mime, upload.filename, ask)
-            ai_charged = bool(answer.alt_text or answer.name)
-        except Exception:  # noqa: BLE001 - AI is optional: the image is still delivered
-            current_app.logger.warning("AI description of %s failed", upload.filename,
-                                       exc_info=True)
-    name = _new_name(upload, result, answer.name if ask.rename else None)
+    return Outcome(upload, result=result)
+
+
+def _store_one(done: Outcome, answer: AiAnswer | None, name: str, store: Store, scope: str,
+               expires: int, ask: AiAsk) -> Outcome:
+    """Store one compressed image under its final name; never raises."""
+    upload, result = done.upload, done.result
+    if result is None:
+        return done
+    answer = answer or AiAnswer()
+    ai_charged = bool(answer.alt_text or answer.name)
     try:
         stored = store.put(scope, result.data, name, result.format.mime, expires)
     except StoreError as exc:
@@ -216,6 +219,8 @@ def batch() -> Response:
     options = flux_options(request.form, watermark_file=mark)
     ask = _ai_ask()
     session_id = _session_id()
+    if ask.wanted and caller.paid and current_app.extensions.get(AI_DESCRIBER) is None:
+        raise not_configured()  # before charging: buying credits would not help
 
     count = len(uploads)
     reservation = charge(caller, compressions=count, ai=count if ask.wanted else 0)
@@ -236,23 +241,47 @@ def _run(uploads: list[Upload], options: CompressOptions, settings: Settings,
     expires = int(time.time()) + settings.download_ttl_seconds
     limits = limits_for(settings)
     deadline = time.monotonic() + settings.request_timeout
-    describer: AiDescriber | None = current_app.extensions.get(AI_DESCRIBER)
     app = current_app._get_current_object()  # type: ignore[attr-defined]
 
-    def work(upload: Upload) -> Outcome:
-        with app.app_context():
-            return _process(upload, options, limits, deadline, store, scope, expires, ask,
-                            describer)
+    def parallel(work: Callable[..., Outcome], *items: list[Any]) -> list[Outcome]:
+        def in_app(*args: Any) -> Outcome:
+            with app.app_context():
+                return work(*args)
 
-    workers = max(1, min(len(uploads), os.cpu_count() or 2))
-    if workers == 1:
-        outcomes = [work(u) for u in uploads]
-    else:
+        workers = max(1, min(len(items[0]), os.cpu_count() or 2))
+        if workers == 1:
+            return [in_app(*args) for args in zip(*items, strict=True)]
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="batch") as pool:
-            outcomes = list(pool.map(work, uploads))
+            return list(pool.map(in_app, *items))
+
+    # Compress on the cores, then ask the AI about every output at once (network-bound,
+    # bounded pool, within the deadline), then name and store.
+    done = parallel(lambda u: _compress_one(u, options, limits, deadline), uploads)
+    answers = _describe(done, ask, deadline, settings)
+    names = NameBook(o.name for o in store.list(scope)) if ask.rename else None
+    final = [_new_name(o.upload, o.result, a.name if a and ask.rename else None, names)
+             if o.result is not None else "" for o, a in zip(done, answers, strict=True)]
+    outcomes = parallel(lambda o, a, n: _store_one(o, a, n, store, scope, expires, ask),
+                        done, answers, final)
     maybe_sweep(store, settings)
     g.batch_scope, g.batch_expires = scope, expires
     return outcomes
+
+
+def _describe(done: list[Outcome], ask: AiAsk, deadline: float, settings: Settings
+              ) -> list[AiAnswer | None]:
+    """The AI's answer per image (None where it failed, was late, or was not asked)."""
+    describer: AiDescriber | None = current_app.extensions.get(AI_DESCRIBER)
+    answers: list[AiAnswer | None] = [None] * len(done)
+    if not ask.wanted or describer is None:
+        return answers
+    wanted = [i for i, o in enumerate(done) if o.result is not None]
+    jobs = [(r.data, r.format.mime, done[i].upload.filename, ask)
+            for i in wanted if (r := done[i].result) is not None]
+    found = describe_all(describer, jobs, ai_deadline(deadline, settings.request_timeout))
+    for index, answer in zip(wanted, found, strict=True):
+        answers[index] = answer
+    return answers
 
 
 def _respond(outcomes: list[Outcome], settings: Settings, session_id: str) -> Response:
