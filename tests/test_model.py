@@ -58,7 +58,8 @@ def make_client(tmp_path: Path, cache_dir: Path) -> MakeClient:
     """A fresh app (an empty memory cache) over the shared cache folder."""
 
     def make(**overrides: Any) -> FlaskClient:
-        settings = Settings.from_env({}, data_dir=str(tmp_path / "var"), rate_limit_per_minute=0,
+        overrides = {"rate_limit_per_minute": 0, **overrides}
+        settings = Settings.from_env({}, data_dir=str(tmp_path / "var"),
                                      model_cache_dir=str(cache_dir), **overrides)
         app: Flask = create_app(settings)
         return app.test_client()
@@ -204,6 +205,15 @@ def test_etag_gives_304(upstream: Upstream, models: dict[str, bytes],
     other = client.get("/api/model", headers={"If-None-Match": '"something-else"'})
     assert other.status_code == 200
     assert other.data == models["full"]
+
+
+def test_rate_limit_headers_like_every_working_endpoint(
+        upstream: Upstream, models: dict[str, bytes], make_client: MakeClient) -> None:
+    url = upstream.route("/modnet.onnx", Route(body=models["full"]))
+    response = make_client(model_full_url=url, rate_limit_per_minute=60).get("/api/model")
+    assert response.status_code == 200
+    assert response.headers["X-RateLimit-Limit"] == "60"
+    assert int(response.headers["X-RateLimit-Remaining"]) == 59
 
 
 @pytest.mark.parametrize("variant", ["large", "FULL-ish", "../full"])
