@@ -10,7 +10,7 @@ export PORT
 DEPS_STAMP := $(VENV)/.deps-$(shell cat setup.cfg package-lock.json 2>/dev/null | md5sum | cut -c1-12)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint bench corpus-check system-deps deps clean
+.PHONY: help run test lint bench corpus-check fuzz loadtest audit system-deps deps clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -44,6 +44,23 @@ lint: deps ## ruff and mypy --strict on feather_core
 
 bench: deps ## Speed bench (BENCH_IMAGES=path/to/corpus or a list file; default: generated photos)
 	$(PY) -m bench $(BENCH_ARGS)
+
+CORPUS ?= ../shared/corpus
+corpus-check: deps ## Send every file of CORPUS (pillow-tests/, sharp-fixtures/) to a real gunicorn; fail on 5xx
+	$(PY) tools/corpus_check.py $(CORPUS) $(CORPUS_ARGS)
+
+FUZZ_SECONDS ?= 120
+fuzz: deps ## Fuzz decode -> pipeline -> encode with atheris for FUZZ_SECONDS (crashes in fuzz/crashes/)
+	$(PY) -m pip install -q -e '.[fuzz]'
+	mkdir -p fuzz/corpus fuzz/crashes
+	$(PY) fuzz/fuzz_compress.py fuzz/corpus -max_total_time=$(FUZZ_SECONDS) \
+		-rss_limit_mb=2048 -timeout=30 -artifact_prefix=fuzz/crashes/
+
+loadtest: deps ## Bounded load test on 127.0.0.1: 2 workers, photos + 10% hostile (LOAD_IMAGES=dir)
+	$(PY) tools/loadtest.py $(if $(LOAD_IMAGES),--images $(LOAD_IMAGES)) $(LOAD_ARGS)
+
+audit: deps ## pip-audit the pinned dependencies (non-fatal when the advisory service is unreachable)
+	$(PY) tools/audit.py
 
 clean: ## Remove the virtualenv and local data
 	rm -rf $(VENV) var .pytest_cache

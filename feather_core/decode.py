@@ -117,9 +117,13 @@ def _too_many(limits: Limits) -> str:
 def _count_frames(image: Image.Image, fmt: str, limits: Limits) -> int:
     # Multi-page TIFFs (and HEIF image collections) are not animations: only the
     # first page is decoded, so the other pages cost nothing and are not counted.
-    if not FORMATS[fmt].animation or not getattr(image, "is_animated", False):
+    if not FORMATS[fmt].animation:
         return 1
     try:
+        # Both read ahead into the stream, where a broken frame header raises anything
+        # from struct.error to EOFError (found by fuzzing).
+        if not getattr(image, "is_animated", False):
+            return 1
         frames = int(getattr(image, "n_frames", 1))
     except Exception as exc:  # noqa: BLE001
         raise InvalidImage("The animation could not be read") from exc

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import random
+from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
@@ -126,3 +127,12 @@ def test_animation_still_works(client: FlaskClient) -> None:
     assert response.status_code == 200
     with Image.open(io.BytesIO(response.data)) as out:
         assert out.format == "WEBP" and getattr(out, "n_frames", 1) == 3
+
+
+FUZZ_FINDINGS = sorted((Path(__file__).parent / "resources" / "fuzz").glob("*.bin"))
+
+
+@pytest.mark.parametrize("path", FUZZ_FINDINGS, ids=[p.name for p in FUZZ_FINDINGS])
+def test_fuzz_findings_stay_fixed(client: FlaskClient, path: Path) -> None:
+    answer = _answer(client, path.read_bytes()[1:], path.stem)
+    assert answer in DOCUMENTED, answer
