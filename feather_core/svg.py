@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import re
 import resource
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -145,6 +146,15 @@ def _view_box(value: str | None) -> tuple[float, float] | None:
     return w, h
 
 
+def _die_with_parent() -> None:
+    # If the worker is killed (kill -9, OOM) mid-render, the renderer must not live on.
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
 def child_limits(memory: int, seconds: float) -> Callable[[], None]:
     """A ``preexec_fn`` capping the child's address space and CPU seconds.
 
@@ -153,6 +163,7 @@ def child_limits(memory: int, seconds: float) -> Callable[[], None]:
     """
 
     def apply() -> None:
+        _die_with_parent()
         resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
         cpu = math.ceil(seconds) + 1
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
