@@ -12,6 +12,7 @@ import signal
 import statistics
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -100,7 +101,8 @@ class SharpServer(Server):
 def feather_server(env: dict[str, str] | None = None) -> Iterator[FeatherServer]:
     with tempfile.TemporaryDirectory(prefix="feather-bench-") as data_dir:
         server = GunicornServer({"RATE_LIMIT_PER_MINUTE": "0", "DATA_DIR": data_dir,
-                                 "LOG_LEVEL": "WARNING", **(env or {})}, workers=WORKERS)
+                                 "LOG_LEVEL": "WARNING", "REQUEST_TIMEOUT_MS": "600000",
+                                 **(env or {})}, workers=WORKERS)
         server.start(Path(data_dir), timeout=60)
         try:
             yield FeatherServer(server)
@@ -187,18 +189,45 @@ def _post(session: requests.Session, url: str, photo: Photo, fields: dict[str, s
 def run(server: Server, photos: Sequence[Photo], fields: dict[str, str],
         clients: int = CLIENTS) -> ApiRun:
     """POST every photo with ``clients`` concurrent clients; CPU of the workers meanwhile."""
-    sessions = [requests.Session() for _ in range(clients)]
+    local = threading.local()
+
+    def post(photo: Photo) -> Reply:
+        if not hasattr(local, "session"):
+            local.session = requests.Session()
+        return _post(local.session, server.url, photo, fields)
+
     pids = server.worker_pids()
-    # A warm-up request per worker, not counted: first requests import lazily.
     with ThreadPoolExecutor(clients) as pool:
-        list(pool.map(lambda s: _post(s, server.url, photos[0], fields), sessions))
-    cpu_before = cpu_seconds(pids)
-    start = time.perf_counter()
-    with ThreadPoolExecutor(clients) as pool:
-        replies = list(pool.map(lambda i: _post(sessions[i % clients], server.url, photos[i],
-                                                fields), range(len(photos))))
-    wall = time.perf_counter() - start
-    cpu = cpu_seconds(pids) - cpu_before
-    for session in sessions:
-        session.close()
+        # A warm-up request per client, not counted: first requests import lazily.
+        list(pool.map(post, [photos[0]] * clients))
+        cpu_before = cpu_seconds(pids)
+        start = time.perf_counter()
+        replies = list(pool.map(post, photos))
+        wall = time.perf_counter() - start
+        cpu = cpu_seconds(pids) - cpu_before
     return ApiRun(server.name, 1000 * cpu / len(photos), wall, tuple(replies))
+
+
+def largest_allowed(max_pixels: int) -> tuple[Photo, int]:
+    """A photo of ``max_pixels`` (3:2), as JPEG, and its decoded RGB size in bytes."""
+    from PIL import Image
+
+    from bench.images import encoded, photo
+
+    height = int((max_pixels * 2 / 3) ** 0.5)
+    width = max_pixels // height
+    small = photo(max(2, width // 4), max(2, height // 4), seed=7)
+    big = small.resize((width, height), Image.Resampling.BICUBIC)
+    data = encoded(big, "JPEG", quality=85)
+    return Photo(f"largest-{width}x{height}.jpg", data, width, height), width * height * 3
+
+
+def peak_rss(server: Server, photo: Photo, fields: dict[str, str]) -> float:
+    """Highest VmHWM (MB) among the workers after each has processed ``photo``."""
+    pids = server.worker_pids()
+    with ThreadPoolExecutor(len(pids)) as pool:
+        # As many concurrent requests as workers, twice: each worker gets the photo.
+        for _ in range(2):
+            list(pool.map(lambda _i: _post(requests.Session(), server.url, photo, fields),
+                          range(len(pids))))
+    return max(peak_rss_mb(pid) for pid in pids)

@@ -1,0 +1,199 @@
+"""`python -m bench [--images PATH] [--rounds N] [--no-readme] [--skip-api]`.
+
+Runs every job in-process (feather_core alone), then through the real API under
+gunicorn and through the sharp peer, side by side; prints the table, writes
+docs/bench/results.md and docs/bench/chart.png and regenerates README's bench section.
+Exits non-zero when Feather and sharp disagree on an output's dimensions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+from pathlib import Path
+
+from feather_core import compress
+from feather_core.options import Limits
+
+from bench import api
+from bench.images import ROOT, Photo, load_photos
+from bench.inprocess import Run, mean_cpu, run_binary_search, run_feather
+from bench.jobs import BATCH_JOB, BATCH_SIZE, JOBS, TARGET_BYTES
+from bench.report import Results, write
+
+GOAL_JOB1, GOAL_JOB2, GOAL_SEARCH, GOAL_OVERHEAD, GOAL_BATCH, GOAL_RSS = 0.9, 1.0, 0.5, 0.05, 0.6, 3
+
+
+def _args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", default=os.environ.get("BENCH_IMAGES") or None,
+                        help="corpus directory, directory of JPEGs or list file (BENCH_IMAGES)")
+    parser.add_argument("--rounds", type=int, default=1, help="passes over the photos per job")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "bench"), help="results directory")
+    parser.add_argument("--no-readme", action="store_true", help="leave README.md alone")
+    parser.add_argument("--skip-api", action="store_true", help="in-process figures only")
+    return parser.parse_args(argv)
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _args(argv)
+    photo_set = load_photos(args.images)
+    _say(f"bench: {len(photo_set.photos)} photos from {photo_set.origin}")
+    if not args.skip_api:
+        api.install_peer()
+
+    def photos_of(job_avif: bool) -> tuple[Photo, ...]:
+        return (photo_set.avif if job_avif else photo_set.photos) * args.rounds
+
+    # In-process: feather_core alone, after one warm-up compression (lazy imports, tables).
+    compress(photo_set.photos[0].data, JOBS[0].options, Limits())
+    inproc: dict[str, list[Run]] = {}
+    for job in JOBS:
+        _say(f"bench: in-process {job.title}")
+        inproc[job.key] = run_feather(job, photos_of(job.avif_set), judge=job.key == "target")
+    _say("bench: in-process plain binary search (10..95, decode once)")
+    baseline = run_binary_search(photo_set.photos, judge=True)
+
+    results = Results(photo_set.origin, len(photo_set.photos))
+    mismatches: list[str] = []
+    if args.skip_api:
+        _in_process_only(results, inproc)
+    else:
+        _with_api(results, inproc, photos_of, mismatches)
+    _search_goals(results, inproc["target"], baseline)
+
+    print(results.text())
+    write(results, Path(args.out), readme=not args.no_readme)
+    _say(f"bench: wrote {args.out}/results.md and chart.png"
+         + ("" if args.no_readme else " and README.md's bench section"))
+    if mismatches:
+        _say("bench: FAILED: Feather and sharp outputs differ in dimensions:\n  "
+             + "\n  ".join(mismatches))
+        return 1
+    return 0
+
+
+def _kb(values: list[int]) -> str:
+    return f"{statistics.fmean(values) / 1000:.0f}"
+
+
+def _in_process_only(results: Results, inproc: dict[str, list[Run]]) -> None:
+    results.header = ["job", "in-process CPU ms/img", "output KB"]
+    for job in JOBS:
+        runs = inproc[job.key]
+        results.rows.append([job.title, f"{mean_cpu(runs):.0f}",
+                             _kb([r.output_bytes for r in runs])])
+
+
+def _with_api(results: Results, inproc: dict[str, list[Run]], photos_of: object,
+              mismatches: list[str]) -> None:
+    assert callable(photos_of)
+    results.header = ["job", "in-process CPU ms/img", "Feather API CPU ms/req",
+                      "sharp API CPU ms/req", "Feather/sharp", "API overhead",
+                      "req/s F / s", "p95 ms F / s", "output KB F / s"]
+    api_cpu: dict[str, float] = {}
+    ratio: dict[str, float] = {}
+    with api.feather_server() as feather, api.sharp_server() as sharp:
+        for job in JOBS:
+            photos = photos_of(job.avif_set)
+            _say(f"bench: API {job.title}")
+            mine, peer = api.run(feather, photos, job.fields), api.run(sharp, photos, job.fields)
+            if not job.fields.get("targetMB"):
+                for a, b in zip(mine.replies, peer.replies, strict=True):
+                    if a.size != b.size:
+                        mismatches.append(f"{job.title} {a.photo}: Feather {a.size}, sharp {b.size}")
+            in_ms = mean_cpu(inproc[job.key])
+            api_cpu[job.key], ratio[job.key] = mine.cpu_ms, mine.cpu_ms / peer.cpu_ms
+            results.rows.append([
+                job.title, f"{in_ms:.0f}", f"{mine.cpu_ms:.0f}", f"{peer.cpu_ms:.0f}",
+                f"{ratio[job.key]:.2f}", f"{mine.cpu_ms / in_ms - 1:+.1%}",
+                f"{mine.req_per_s:.1f} / {peer.req_per_s:.1f}",
+                f"{mine.p95_ms:.0f} / {peer.p95_ms:.0f}",
+                f"{_kb([r.output_bytes for r in mine.replies])} / "
+                f"{_kb([r.output_bytes for r in peer.replies])}",
+            ])
+            results.chart.append((job.title, mine.cpu_ms, peer.cpu_ms))
+
+        _say(f"bench: API 5. batch of {BATCH_SIZE}, one at a time and 2 at a time")
+        batch = tuple((photos_of(False) * BATCH_SIZE)[:BATCH_SIZE])
+        batch_ratio = {}
+        for server in (feather, sharp):
+            single = api.run(server, batch, BATCH_JOB.fields, clients=1)
+            double = api.run(server, batch, BATCH_JOB.fields, clients=2)
+            batch_ratio[server.name] = (double.wall_s / single.wall_s, single.wall_s, double.wall_s)
+        f, s = batch_ratio["feather"], batch_ratio["sharp"]
+        results.rows.append([
+            f"5. batch of {BATCH_SIZE} (job 1), 2 clients vs 1", "", "", "", "", "",
+            f"wall {f[2]:.1f} s vs {f[1]:.1f} s / {s[2]:.1f} s vs {s[1]:.1f} s",
+            f"ratio {f[0]:.2f} / {s[0]:.2f}", ""])
+
+    _say("bench: peak RSS per worker for the largest allowed image")
+    limits = Limits()
+    largest, decoded_bytes = api.largest_allowed(limits.max_pixels)
+    env = {"MAX_UPLOAD_MB": str(max(20, len(largest.data) // 1_000_000 + 5))}
+    full = {"outputFormat": "jpeg", "quality": "80"}
+    with api.feather_server(env) as feather:
+        rss_full = api.peak_rss(feather, largest, full)
+    with api.feather_server(env) as feather:
+        rss_webp = api.peak_rss(feather, largest, BATCH_JOB.fields)
+    with api.sharp_server() as sharp:
+        rss_sharp = api.peak_rss(sharp, largest, full)
+    decoded_mb = decoded_bytes / 2**20
+    rss = max(rss_full, rss_webp)
+    results.notes.append(
+        f"Largest allowed image {largest.name} ({limits.max_pixels / 1e6:.0f} MP, decoded "
+        f"{decoded_mb:.0f} MB): peak RSS per Feather worker {rss_full:.0f} MB (JPEG, full size), "
+        f"{rss_webp:.0f} MB (job 1); sharp worker {rss_sharp:.0f} MB (JPEG, full size).")
+
+    overhead = sum(api_cpu[k] for k in ("webp", "jpeg")) / sum(
+        mean_cpu(inproc[k]) for k in ("webp", "jpeg")) - 1
+    results.goals += [
+        ("Job 1 API CPU ≤ 0.9× sharp", f"{ratio['webp']:.2f}×", ratio["webp"] <= GOAL_JOB1),
+        ("Job 2 API CPU ≤ 1.0× sharp", f"{ratio['jpeg']:.2f}×", ratio["jpeg"] <= GOAL_JOB2),
+        ("API overhead over in-process ≤ 5% (jobs 1+2)", f"{overhead:+.1%}",
+         overhead <= GOAL_OVERHEAD),
+        ("Job 5 latency ≤ 0.6× one-at-a-time", f"{f[0]:.2f}×", f[0] <= GOAL_BATCH),
+        ("Peak RSS per worker ≤ 3× decoded largest image",
+         f"{rss:.0f} MB = {rss / decoded_mb:.2f}×", rss <= GOAL_RSS * decoded_mb),
+    ]
+
+
+def _search_goals(results: Results, target_runs: list[Run], baseline: list[Run]) -> None:
+    searched = [r for r in target_runs if r.encodes > 0]  # 0: the input already fit, returned as is
+    cpu = sum(r.cpu_ms for r in target_runs) / sum(r.cpu_ms for r in baseline)
+    median = statistics.median(r.encodes for r in target_runs)
+    full = [r for r in searched if r.met and r.output_bytes >= 0.9 * TARGET_BYTES]
+    over = [r for r in target_runs if r.output_bytes > TARGET_BYTES]
+    ssim_mine = statistics.fmean(r.ssim or 0 for r in target_runs)
+    ssim_base = statistics.fmean(r.ssim or 0 for r in baseline)
+    results.rows.append([
+        "3'. plain binary search, in-process", f"{mean_cpu(baseline):.0f}", "", "",
+        f"Feather {cpu:.2f}×", "", "", "",
+        _kb([r.output_bytes for r in baseline])])
+    results.notes.append(
+        "targetMB=0.5, Feather: encodes " + " ".join(str(r.encodes) for r in target_runs)
+        + f" (median {median:g}); binary search: "
+        + " ".join(str(r.encodes) for r in baseline)
+        + f". Mean SSIM at output size: Feather {ssim_mine:.4f}, binary search {ssim_base:.4f}; "
+        f"binary search over the cap on {sum(not r.met for r in baseline)} photo(s). "
+        f"{len(target_runs) - len(searched)} photo(s) already fit and came back unchanged.")
+    results.goals += [
+        ("Job 3 CPU ≤ 0.5× plain binary search", f"{cpu:.2f}×", cpu <= GOAL_SEARCH),
+        ("Job 3 median encodes ≤ 3", f"{median:g}", median <= 3),
+        ("Job 3 outputs ≤ cap and ≥ 90% of it (re-encoded ones)",
+         f"{len(full)}/{len(searched)} in band, {len(over)} over",
+         len(full) == len(searched) and not over),
+        ("Job 3 SSIM no lower than binary search", f"{ssim_mine:.4f} vs {ssim_base:.4f}",
+         ssim_mine >= ssim_base),
+    ]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""The results: a printed table, docs/bench/results.md, docs/bench/chart.png, README's section."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+from bench.images import ROOT
+
+README = ROOT / "README.md"
+MARKER = "<!-- section: bench -->"
+
+
+@dataclass
+class Results:
+    """Everything one run measured, ready to print."""
+
+    origin: str
+    photos: int
+    header: list[str] = field(default_factory=list)
+    rows: list[list[str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    goals: list[tuple[str, str, bool]] = field(default_factory=list)
+    chart: list[tuple[str, float, float]] = field(default_factory=list)  # job, feather, sharp
+
+    def markdown(self) -> str:
+        lines = [f"Photos: {self.photos} from `{self.origin}`. CPU is user + system time "
+                 "(server CPU read from /proc for the 2 workers), so a busy machine slows "
+                 "the wall clock but not the ratios.", ""]
+        lines.append("| " + " | ".join(self.header) + " |")
+        lines.append("|" + "---|" * len(self.header))
+        lines += ["| " + " | ".join(row) + " |" for row in self.rows]
+        lines += ["", "| goal | measured | holds |", "|---|---|---|"]
+        lines += [f"| {g} | {m} | {'yes' if ok else '**no**'} |" for g, m, ok in self.goals]
+        if self.notes:
+            lines += [""] + [f"- {n}" for n in self.notes]
+        return "\n".join(lines) + "\n"
+
+    def text(self) -> str:
+        widths = [max(len(h), *(len(r[i]) for r in self.rows)) for i, h in enumerate(self.header)]
+        out = ["  ".join(h.ljust(w) for h, w in zip(self.header, widths, strict=True))]
+        out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in self.rows]
+        out += [""] + [f"[{'ok' if ok else 'FAIL'}] {g}: {m}" for g, m, ok in self.goals]
+        out += [f"- {n}" for n in self.notes]
+        return "\n".join(out)
+
+
+def write(results: Results, out_dir: Path, readme: bool) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.md").write_text("# Bench results (`make bench`)\n\n" + results.markdown())
+    chart(results.chart, out_dir / "chart.png")
+    if readme:
+        update_readme(results, out_dir)
+
+
+def update_readme(results: Results, out_dir: Path) -> None:
+    """Replace the text under README's bench marker, up to the next heading or marker."""
+    rel = out_dir.relative_to(ROOT) if out_dir.is_relative_to(ROOT) else out_dir
+    body = ("\n`make bench` runs Feather and a peer built on sharp (libvips, `bench/sharp-peer`) "
+            "side by side on the same jobs; `BENCH_IMAGES=path` picks the photos (a corpus "
+            "directory, a directory of JPEGs or a list file), else `../shared/corpus` when "
+            "present, else generated photos. This is the last run's output:\n\n"
+            + results.markdown() + f"\n![CPU per request]({rel}/chart.png)\n\n")
+    text = README.read_text()
+    if MARKER not in text:
+        return
+    start = text.index(MARKER) + len(MARKER)
+    rest = text[start:]
+    following = re.search(r"^(## |<!-- section: )", rest, flags=re.MULTILINE)
+    end = start + (following.start() if following else len(rest))
+    README.write_text(text[:start] + "\n" + body + text[end:].lstrip("\n"))
+
+
+def chart(bars: list[tuple[str, float, float]], path: Path) -> None:
+    """Grouped bars: server CPU ms per request, Feather against sharp, per job."""
+    width, row, left = 900, 56, 300
+    height = 60 + row * len(bars) + 30
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=14)
+    draw.text((10, 10), "Server CPU ms per request (2 workers, 2 clients); shorter is better",
+              fill="black", font=font)
+    top = max([max(f, s) for _, f, s in bars] + [1.0])
+    scale = (width - left - 90) / top
+    for index, (job, feather, sharp) in enumerate(bars):
+        y = 50 + index * row
+        draw.text((10, y + 12), job[:38], fill="black", font=font)
+        for offset, value, colour, name in ((0, feather, (40, 110, 200), "feather"),
+                                            (22, sharp, (120, 170, 60), "sharp")):
+            draw.rectangle((left, y + offset, left + max(1, int(value * scale)), y + offset + 18),
+                           fill=colour)
+            draw.text((left + int(value * scale) + 6, y + offset + 2), f"{name} {value:.0f}",
+                      fill="black", font=font)
+    image.save(path, "PNG", optimize=True)
