@@ -126,9 +126,9 @@ def _is_flux() -> bool:
 
 def _retry_after_only_when_limited(response: Response) -> Response:
     # Flask-Limiter writes Retry-After on every limited response; it only means
-    # something on a 429, where it must be at least one second.
+    # something on a 429 (where it must be at least one second) or a view's own 503.
     if response.status_code != 429:
-        if "X-RateLimit-Reset" in response.headers:
+        if "X-RateLimit-Reset" in response.headers and response.status_code != 503:
             response.headers.pop("Retry-After", None)
         return response
     reset = response.headers.get("X-RateLimit-Reset")
