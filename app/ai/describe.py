@@ -153,11 +153,12 @@ def describe_all(describer: Callable[[bytes, str, str, Any], R], jobs: Sequence[
         futures = [pool.submit(run, job) for job in jobs]
         wait(futures, timeout=max(0.0, deadline - time.monotonic()))
         results: list[R | None] = []
+        late = 0
         for index, (job, future) in enumerate(zip(jobs, futures, strict=True)):
             label = job[2] or f"#{index}"
             if not future.done():
                 future.cancel()
-                log.warning("AI description of %s missed the deadline", label)
+                late += 1
                 results.append(None)
                 continue
             try:
@@ -168,6 +169,9 @@ def describe_all(describer: Callable[[bytes, str, str, Any], R], jobs: Sequence[
             except Exception:  # noqa: BLE001 - AI is optional; the batch goes on
                 log.exception("AI description of %s crashed", label)
                 results.append(None)
+        if late:
+            log.warning("AI descriptions of %d of %d images missed the deadline",
+                        late, len(jobs))
         return results
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
