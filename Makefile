@@ -42,8 +42,12 @@ lint: deps ## ruff and mypy --strict on feather_core
 	$(VENV)/bin/ruff check app feather_core tests
 	$(VENV)/bin/mypy
 
-bench: deps ## Speed bench (BENCH_IMAGES=path/to/corpus or a list file; default: generated photos)
-	$(PY) -m bench $(BENCH_ARGS)
+PEER := bench/sharp-peer
+$(PEER)/node_modules/.package-lock.json: $(PEER)/package-lock.json
+	cd $(PEER) && npm ci --no-audit --no-fund
+
+bench: deps $(PEER)/node_modules/.package-lock.json ## Speed bench beside a sharp peer (BENCH_IMAGES=corpus dir, JPEG dir or list file; default: ../shared/corpus if present, else generated photos)
+	$(PY) -m bench $(if $(BENCH_IMAGES),--images "$(BENCH_IMAGES)") $(BENCH_ARGS)
 
 CORPUS ?= ../shared/corpus
 corpus-check: deps ## Send every file of CORPUS (pillow-tests/, sharp-fixtures/) to a real gunicorn; fail on 5xx
