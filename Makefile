@@ -10,7 +10,7 @@ export PORT
 DEPS_STAMP := $(VENV)/.deps-$(shell cat setup.cfg package-lock.json 2>/dev/null | md5sum | cut -c1-12)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint bench corpus-check fuzz loadtest audit system-deps deps clean
+.PHONY: help run test lint bench corpus-check fuzz loadtest audit system-deps deps node-deps browser-deps clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -30,12 +30,28 @@ $(DEPS_STAMP): $(PY) setup.cfg
 	$(PY) -m pip install -q -e '.[test,dev]'
 	rm -f $(VENV)/.deps-* && touch $@
 
-deps: system-deps $(DEPS_STAMP) ## Create the virtualenv and install pinned dependencies
+# The upload form's browser-side packages (onnxruntime-web), exactly as package-lock.json says.
+NODE_STAMP := node_modules/.feather-$(shell cat package-lock.json 2>/dev/null | md5sum | cut -c1-12)
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	rm -f node_modules/.feather-* && touch $@
+
+node-deps: $(NODE_STAMP) ## Install the form's npm packages (onnxruntime-web) from package-lock.json
+
+browser-deps: ## Install Debian's chromium (the form's browser tests drive it) when missing
+	@if ! command -v chromium >/dev/null 2>&1; then \
+		echo "Installing chromium"; \
+		$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
+		$(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq chromium >/dev/null; \
+	fi
+
+deps: system-deps $(DEPS_STAMP) $(NODE_STAMP) ## Create the virtualenv and install pinned dependencies
 
 run: deps ## Start the service on http://localhost:$(PORT) (several gunicorn workers)
 	$(VENV)/bin/gunicorn -c gunicorn.conf.py wsgi:app
 
-test: deps ## Run the whole test suite
+test: deps browser-deps ## Run the whole test suite
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 lint: deps ## ruff and mypy --strict on feather_core

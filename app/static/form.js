@@ -13,12 +13,13 @@ let nextId = 1;
 // ---------------------------------------------------------------- formatting
 
 const numberFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
+const sizeFormat = new Intl.NumberFormat(undefined, { minimumFractionDigits: 1, maximumFractionDigits: 1 });
 
 export function formatBytes(bytes) {
   if (bytes === null || bytes === undefined || Number.isNaN(bytes)) return "–";
   if (bytes < 1000) return `${bytes} B`;
-  if (bytes < 1_000_000) return `${numberFormat.format(bytes / 1000)} KB`;
-  return `${numberFormat.format(bytes / 1_000_000)} MB`;
+  if (bytes < 1_000_000) return `${sizeFormat.format(bytes / 1000)} KB`;
+  return `${sizeFormat.format(bytes / 1_000_000)} MB`;
 }
 
 function formatSaving(original, output) {
