@@ -86,7 +86,10 @@ class ModelCache:
     def _load(self, variant: str) -> Model:
         path = self.path(variant)
         if path.is_file():
-            return _read(variant, path)
+            try:
+                return _read(variant, path)
+            except OSError as exc:
+                raise self._unusable(variant, exc) from None
         url = self.urls[variant]
         if not url:
             env = "MODEL_FULL_URL" if variant == "full" else "MODEL_QUANTIZED_URL"
@@ -118,10 +121,13 @@ class ModelCache:
             log.warning("fetching the %s model failed: %s", variant, exc)
             raise _fetch_failed(variant, str(exc)) from None
         except OSError as exc:
-            # The folder is missing rights or space: the operator's to fix, said in the log.
-            log.error("the model cache %s cannot be written: %s", self.directory, exc)
-            raise ApiError("SERVICE_UNAVAILABLE", "The model cache (MODEL_CACHE_DIR) cannot be "
-                           "written", {"variant": variant}) from None
+            raise self._unusable(variant, exc) from None
+
+    def _unusable(self, variant: str, exc: OSError) -> ApiError:
+        # The folder lacks rights or space: the operator's to fix, told in the log only.
+        log.error("the model cache %s cannot be used: %s", self.directory, exc)
+        return ApiError("SERVICE_UNAVAILABLE", "The model cache (MODEL_CACHE_DIR) cannot be "
+                        "read or written", {"variant": variant})
 
     def _remove_partial_files(self, variant: str) -> None:
         # Under the lock nobody else is writing: any partial file was left by a
