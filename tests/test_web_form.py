@@ -350,3 +350,60 @@ def test_background_removal_in_the_browser(browser: Browser, model_server: Gunic
         assert visit.errors == []
     finally:
         visit.close()
+
+
+# ---------------------------------------------------------------- alt text and SEO names
+
+
+def test_alt_text_and_seo_names_with_a_key(browser: Browser, tmp_path: Path) -> None:
+    from app.keys_cli import create_key
+    from app.settings import Settings
+    from tests.ai_server import ANSWERS, AiServer
+
+    data_dir = tmp_path / "var"
+    key = create_key(Settings.from_env({}, data_dir=str(data_dir)), "starter")[1]
+    free_key = create_key(Settings.from_env({}, data_dir=str(data_dir)), "free")[1]
+    path = tmp_path / "IMG_0042.jpg"
+    path.write_bytes(encode(photo(320, 240, seed=3), "JPEG", quality=90))
+    with AiServer(api_key="sk-local") as ai, GunicornServer(
+            {"DATA_DIR": str(data_dir), "RATE_LIMIT_PER_MINUTE": "0", "AI_BASE_URL": ai.base_url,
+             "AI_MODEL": "vision-test", "AI_API_KEY": "sk-local"}, workers=2) as server:
+        visit = Visit(browser, server.url, viewport={"width": 1280, "height": 900})
+        try:
+            page = visit.open()
+            page.select_option("#outputFormat", "webp")
+            page.click("#ai-section summary")
+            page.fill("#apiKey", key)
+            page.check("#autoAltText")
+            page.check("#autoRenameSEO")
+            page.select_option("#language", "Русский")
+            visit.add_files(path)
+            photo_card = card(page, "IMG_0042.jpg")
+            expect(photo_card.locator(".dimensions")).to_have_text("320 × 240 px")
+            with page.expect_download() as download:
+                photo_card.locator("button.download").click()
+            name = download.value.suggested_filename
+            saved = tmp_path / "out"
+            download.value.save_as(saved)
+            with Image.open(saved) as image:
+                assert (image.format, image.size) == ("WEBP", (320, 240))
+            assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)+\.webp", name), name
+            assert name.startswith("krasn")  # "красные кроссовки", transliterated
+            alt = ANSWERS["Русский"][0]
+            expect(photo_card.locator(".alt-text")).to_have_text(f"Alt text: {alt}")
+            usage = requests.get(server.url + "/api/usage", timeout=60,
+                                 headers={"Authorization": f"Bearer {key}"}).json()
+            # One AI credit, and one compression: the previews went without the key
+            # (this server does not require one), only the download was charged.
+            assert (usage["ia_credits_used"], usage["compressor_used"]) == (1, 1)
+
+            # A free plan's 403 is shown in words next to the file.
+            page.fill("#apiKey", free_key)
+            photo_card.locator("button.download").click()
+            expect(photo_card.locator(".message")).to_have_text(
+                "AI features require a paid plan. Upgrade to Starter.")
+            expect(photo_card).to_have_class(re.compile(r"\bfailed\b"))
+            assert visit.outside_origin() == []
+            assert visit.errors == []
+        finally:
+            visit.close()

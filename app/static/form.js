@@ -1,6 +1,6 @@
 // The upload form: files in (pick, drop, paste), a live preview per file as the options
 // change (mode=preview), downloads one by one or as a ZIP (mode=final).
-import { Aborted, compress, compressWithAi } from "./api.js";
+import { Aborted, ApiError, compress, compressWithAi } from "./api.js";
 import { onModelEvent, preloadModel, removeBackground } from "./background.js";
 import { uniqueNames, zipBlobs } from "./zip.js";
 
@@ -9,6 +9,7 @@ const form = $("#options");
 const list = $("#files");
 const items = [];
 let nextId = 1;
+let previewsNeedKey = false;
 
 // ---------------------------------------------------------------- formatting
 
@@ -292,13 +293,24 @@ async function refresh(item) {
       if (controller.signal.aborted) throw new Aborted("aborted");
       setMessage(item, "Uploading…");
       setProgress(item, 0);
-      return compress(source, uploadName(item, source), featherFields(), {
-        mode: "preview", apiKey: value("apiKey"), signal: controller.signal,
+      const options = {
+        mode: "preview", signal: controller.signal,
         onProgress: (fraction) => {
           setProgress(item, fraction);
           if (fraction >= 1) setMessage(item, "Compressing…");
         },
-      });
+      };
+      const key = value("apiKey");
+      try {
+        return await compress(source, uploadName(item, source), featherFields(),
+          { ...options, apiKey: previewsNeedKey ? key : "" });
+      } catch (error) {
+        // A server that requires a key (REQUIRE_API_KEY) says 401: from then on the
+        // previews carry it. Elsewhere they go without, and cost the key no credits.
+        if (!(error instanceof ApiError) || error.status !== 401 || previewsNeedKey || !key) throw error;
+        previewsNeedKey = true;
+        return compress(source, uploadName(item, source), featherFields(), { ...options, apiKey: key });
+      }
     });
     item.error = null;
     item.preview = { ...result, key };
