@@ -6,18 +6,17 @@ import statistics
 import time
 from dataclasses import dataclass
 
+from bench.images import Photo
+from bench.jobs import TARGET_BYTES, Job
+from bench.quality import decoded, ssim
 from feather_core import compress
 from feather_core.compress import resolve_output
+from feather_core.deadline import Deadline
 from feather_core.decode import decode, open_source
 from feather_core.encode import ENCODERS, EncodeSettings
 from feather_core.options import CompressOptions, Limits
 from feather_core.pipeline import run as run_pipeline
 from feather_core.steps.job import Job as StepJob
-from feather_core.deadline import Deadline
-
-from bench.images import Photo
-from bench.jobs import TARGET_BYTES, Job
-from bench.quality import decoded, ssim
 
 
 @dataclass(frozen=True)
