@@ -36,6 +36,13 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in out.split()]
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def _wait_for(predicate: object, timeout: float = 30) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -54,10 +61,17 @@ def test_killed_renderer_gives_a_documented_error() -> None:
         except BaseException as exc:  # noqa: BLE001 - recorded and checked below
             outcome["result"] = exc
 
+    def renderers() -> list[int]:
+        # Only the renderer this test started: other children of the test process
+        # (a session's gunicorn, say) must live on.
+        return [pid for pid in _children(os.getpid()) if pid not in before
+                and b"feather_core.svg_render" in _cmdline(pid)]
+
+    before = set(_children(os.getpid()))
     thread = threading.Thread(target=render)
     thread.start()
-    assert _wait_for(lambda: _children(os.getpid()) or "result" in outcome)
-    for child in _children(os.getpid()):
+    assert _wait_for(lambda: renderers() or "result" in outcome)
+    for child in renderers():
         os.kill(child, signal.SIGKILL)
     thread.join(60)
     result = outcome.get("result")

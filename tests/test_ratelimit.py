@@ -29,13 +29,14 @@ def compress(url: str, headers: dict[str, str] | None = None,
                          headers=headers, timeout=120)
 
 
-def served_pids(server: GunicornServer, path: str, requests_sent: int) -> set[str]:
+def served_pids(server: GunicornServer, path: str, requests_sent: int,
+                skip: int = 0) -> set[str]:
     """The workers that served POST ``path``, once all its access lines are written."""
     deadline = time.monotonic() + 30
     while True:
         lines = [line for line in server.log().splitlines() if f'"POST {path} ' in line]
         if len(lines) >= requests_sent or time.monotonic() > deadline:
-            return {line.split("pid=")[1].split()[0] for line in lines}
+            return {line.split("pid=")[1].split()[0] for line in lines[skip:]}
         time.sleep(0.05)
 
 
@@ -129,19 +130,25 @@ def test_every_working_response_has_the_headers_and_the_limit_holds(
 
 
 def test_exactly_the_limit_across_workers_under_concurrency(proxied: GunicornServer) -> None:
-    client = {"X-Forwarded-For": "10.1.0.1"}
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        responses = list(pool.map(lambda _: compress(proxied.url, client), range(14)))
-    statuses = [r.status_code for r in responses]
-    assert statuses.count(200) == LIMIT, statuses
-    assert statuses.count(429) == 14 - LIMIT, statuses
-    for response in responses:
-        if response.status_code == 429:
-            assert_429(response)
-        else:
-            assert_rate_headers(response)
-    # Both workers served this client: the budget is the service's, not a worker's.
-    assert len(served_pids(proxied, "/api/compress", 14)) == 2
+    # The kernel may hand a whole burst to one worker; the budget is only shown to be the
+    # service's when both workers served one client's burst, so bursts are repeated (each
+    # from a new client) until that happens. Every burst must give exactly the limit.
+    for attempt in range(6):
+        client = {"X-Forwarded-For": f"10.1.0.{attempt + 1}"}
+        seen = len([line for line in proxied.log().splitlines() if '"POST /api/compress ' in line])
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            responses = list(pool.map(lambda _: compress(proxied.url, client), range(14)))
+        statuses = [r.status_code for r in responses]
+        assert statuses.count(200) == LIMIT, statuses
+        assert statuses.count(429) == 14 - LIMIT, statuses
+        for response in responses:
+            if response.status_code == 429:
+                assert_429(response)
+            else:
+                assert_rate_headers(response)
+        if len(served_pids(proxied, "/api/compress", seen + 14, skip=seen)) == 2:
+            return
+    pytest.fail("no burst was shared by both workers")
 
 
 def test_behind_a_proxy_each_client_has_its_own_budget_and_cannot_spoof(
