@@ -137,7 +137,7 @@ def test_exactly_the_limit_across_workers_under_concurrency(proxied: GunicornSer
         client = {"X-Forwarded-For": f"10.1.0.{attempt + 1}"}
         seen = len([line for line in proxied.log().splitlines() if '"POST /api/compress ' in line])
         with ThreadPoolExecutor(max_workers=8) as pool:
-            responses = list(pool.map(lambda _: compress(proxied.url, client), range(14)))
+            responses = list(pool.map(lambda _, c=client: compress(proxied.url, c), range(14)))
         statuses = [r.status_code for r in responses]
         assert statuses.count(200) == LIMIT, statuses
         assert statuses.count(429) == 14 - LIMIT, statuses
