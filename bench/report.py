@@ -63,7 +63,7 @@ def update_readme(results: Results, out_dir: Path) -> None:
             "side by side on the same jobs; `BENCH_IMAGES=path` picks the photos (a corpus "
             "directory, a directory of JPEGs or a list file), else `../shared/corpus` when "
             "present, else generated photos. This is the last run's output:\n\n"
-            + results.markdown() + f"\n![CPU per request]({rel}/chart.png)\n\n")
+            + results.markdown() + f"\n![Feather CPU relative to sharp]({rel}/chart.png)\n\n")
     text = README.read_text()
     if MARKER not in text:
         return
@@ -75,23 +75,22 @@ def update_readme(results: Results, out_dir: Path) -> None:
 
 
 def chart(bars: list[tuple[str, float, float]], path: Path) -> None:
-    """Grouped bars: server CPU ms per request, Feather against sharp, per job."""
-    width, row, left = 900, 56, 300
-    height = 60 + row * len(bars) + 30
+    """Per job, Feather's server CPU per request relative to sharp's (sharp = 1.0)."""
+    width, row, left, unit = 900, 44, 330, 300
+    height = 70 + row * len(bars) + 20
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default(size=14)
-    draw.text((10, 10), "Server CPU ms per request (2 workers, 2 clients); shorter is better",
-              fill="black", font=font)
-    top = max([max(f, s) for _, f, s in bars] + [1.0])
-    scale = (width - left - 90) / top
+    draw.text((10, 10), "Feather server CPU per request / sharp's (same jobs, same run); "
+              "left of the line is cheaper", fill="black", font=font)
+    draw.line((left + unit, 40, left + unit, height - 10), fill=(200, 60, 60), width=2)
+    draw.text((left + unit + 4, 40), "sharp = 1.0", fill=(200, 60, 60), font=font)
     for index, (job, feather, sharp) in enumerate(bars):
-        y = 50 + index * row
-        draw.text((10, y + 12), job[:38], fill="black", font=font)
-        for offset, value, colour, name in ((0, feather, (40, 110, 200), "feather"),
-                                            (22, sharp, (120, 170, 60), "sharp")):
-            draw.rectangle((left, y + offset, left + max(1, int(value * scale)), y + offset + 18),
-                           fill=colour)
-            draw.text((left + int(value * scale) + 6, y + offset + 2), f"{name} {value:.0f}",
-                      fill="black", font=font)
+        y = 64 + index * row
+        ratio = feather / sharp if sharp else 0.0
+        draw.text((10, y + 4), job.replace("→", "->")[:44], fill="black", font=font)
+        end = left + int(min(ratio, 1.8) * unit)
+        draw.rectangle((left, y, end, y + 24), fill=(40, 110, 200))
+        draw.text((end + 6, y + 4), f"{ratio:.2f}x ({feather:.0f} / {sharp:.0f} ms)",
+                  fill="black", font=font)
     image.save(path, "PNG", optimize=True)
