@@ -22,32 +22,29 @@ def create_app(settings: Settings | None = None) -> Flask:
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
 
-    from app import cors, errors, observability, ratelimit
-    from app.views import compress, health
+    from app import accounts, ai, cors, errors, keys_cli, observability, ratelimit, storage
+    from app.views import (
+        batch,
+        compress,
+        docs,
+        downloads,
+        health,
+        model,
+        openapi,
+        usage,
+        web,
+    )
 
-    # One line per part; each part's init_app registers its blueprints and hooks.
+    # One line per part; each part's init_app registers its hooks. Order matters only
+    # at the top: the request id and timing first, then errors, limits and CORS.
+    observability.init_app(app)
     errors.init_app(app)
-    observability.init_app(app)  # first: request id and timing for everything after
     ratelimit.init_app(app)
     cors.init_app(app)
-    app.register_blueprint(health.bp)
-    app.register_blueprint(compress.bp)
-    from app import accounts, keys_cli, storage
-    from app.views import batch, downloads, usage
     accounts.init_app(app)  # key auth and charging of the Feather endpoints
     storage.init_app(app)
-    app.register_blueprint(batch.bp)
-    from app import ai
     ai.init_app(app)  # the batch view's AI describer, when AI_BASE_URL and AI_MODEL are set
-    app.register_blueprint(downloads.bp)
-    app.register_blueprint(usage.bp)
     keys_cli.init_app(app)
-    from app.views import web
-    app.register_blueprint(web.bp)
-    from app.views import model
-    app.register_blueprint(model.bp)
-    from app.views import docs
-    app.register_blueprint(docs.bp)
-    from app.views import openapi
-    app.register_blueprint(openapi.bp)
+    for part in (health, compress, batch, downloads, usage, model, openapi, docs, web):
+        app.register_blueprint(part.bp)
     return app
