@@ -153,11 +153,17 @@ def decode(
     that is still at least that large, which is most of the cost saved on big photos.
     """
     image = source.image
+    # The upright full size; resize decisions use it, so a reduced-scale decode (whose
+    # sizes are rounded up per DCT scale) gives exactly the dimensions of a full one.
+    nominal_size: tuple[int, int] | None = None
     if shrink_to and source.format == "jpeg" and source.frame_count == 1:
+        full_size = source.size
         w, h = shrink_to
         if source.orientation in (5, 6, 7, 8):
             w, h = h, w
         image.draft(image.mode, (w, h))
+        if source.size != full_size:
+            nominal_size = full_size
 
     icc = image.info.get("icc_profile") or None
     exif = xmp = None
@@ -186,6 +192,7 @@ def decode(
         icc=icc_out,
         exif=exif,
         xmp=xmp,
+        nominal_size=nominal_size,
     )
 
 

@@ -106,3 +106,15 @@ def test_png_input_is_not_drafted_but_resized() -> None:
     data = encode(photo(900, 600, seed=10), "PNG")
     result = compress(data, CompressOptions(output_format="webp", max_width=300))
     assert _open(result.data).size == (300, 200)
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_reduced_scale_rounding_does_not_change_the_size(orientation: int) -> None:
+    # 1201 x 801 decodes at 1/4 as 301 x 201, whose own fit to 299 wide would be 299 x 200;
+    # the full-size rule gives 299 x 199, and so must the fast path.
+    data = with_orientation(photo(1201, 801, seed=12), orientation)
+    source = open_source(data, Limits())
+    picture = decode(source, keep_animation=False, keep_metadata=False, shrink_to=(299, 199))
+    assert picture.first.size in ((301, 201), (201, 301))
+    result = compress(data, CompressOptions(output_format="jpeg", max_width=299))
+    assert _open(result.data).size == (299, 199) == (result.width, result.height)
