@@ -19,6 +19,7 @@ from bench.images import ROOT, Photo, load_photos
 from bench.inprocess import Run, mean_cpu, run_binary_search, run_feather
 from bench.jobs import BATCH_JOB, BATCH_SIZE, JOBS, TARGET_BYTES, Job
 from bench.report import Results, write
+from bench.steps import measure as measure_steps
 from feather_core import compress
 from feather_core.options import Limits
 
@@ -65,10 +66,20 @@ def main(argv: list[str] | None = None) -> int:
         passes = [run_feather(job, photos_of(job.avif_set), judge=job.key == "target")
                   for _ in range(rounds(job))]
         inproc[job.key] = min(passes, key=mean_cpu)
+    step_notes = []
+    for job in JOBS[:2]:
+        steps = min((measure_steps(job, photos_of(False)) for _ in range(args.rounds)),
+                    key=lambda st: st.decode_ms + st.resize_ms + st.encode_ms)
+        step_notes.append(
+            f"{job.title}, in-process CPU ms per image by step: decode {steps.decode_ms:.0f} "
+            f"({steps.drafted}/{len(photos_of(False))} photos at a reduced JPEG scale), "
+            f"orientation {steps.orient_ms:.0f}, Lanczos resize {steps.resize_ms:.0f}, "
+            f"encode {steps.encode_ms:.0f}.")
     _say("bench: in-process plain binary search (10..95, decode once)")
     baseline = run_binary_search(photo_set.photos, judge=True)
 
     results = Results(photo_set.origin, len(photo_set.photos))
+    results.notes += step_notes
     mismatches: list[str] = []
     if args.skip_api:
         _in_process_only(results, inproc)
