@@ -54,11 +54,11 @@ async function compress(input, fields) {
       .toBuffer({ resolveWithObject: true });
     return { data, info, format, quality, iterations: 1, met: null };
   }
-  // targetMB: decode once to raw pixels, then a plain quality binary search on encodes.
+  // targetMB: decode once to raw pixels, then a plain quality binary search (10..95) on encodes.
   const target = Math.round(Number(fields.targetMB) * 1e6);
   const raw = await pipeline.raw().toBuffer({ resolveWithObject: true });
   const from = () => sharp(raw.data, { raw: raw.info });
-  let lo = 10, hi = quality, best = null, smallest = null, iterations = 0;
+  let lo = 10, hi = 95, best = null, smallest = null, iterations = 0;
   while (lo <= hi) {
     const q = Math.floor((lo + hi) / 2);
     const out = await encoder(from(), format, q, effort, progressive).toBuffer({ resolveWithObject: true });
