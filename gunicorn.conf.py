@@ -74,3 +74,11 @@ def child_exit(server, worker):  # type: ignore[no-untyped-def]
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
+
+
+def post_fork(server, worker):  # type: ignore[no-untyped-def]
+    # Reuse freed image buffers instead of re-faulting fresh pages every request
+    # (feather_core/allocator.py says why; it saves about a third of a resize job's CPU).
+    from feather_core.allocator import keep_freed_memory
+
+    keep_freed_memory()

@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 from app.cli_files import Rejected, Task
 from feather_core import CompressOptions, Limits, compress
+from feather_core.allocator import keep_freed_memory
 from feather_core.errors import FeatherError
 
 
@@ -98,13 +99,15 @@ def _write_atomically(path: Path, data: bytes) -> None:
 def run_all(tasks: list[Task], options: CompressOptions, limits: Limits, jobs: int
             ) -> Iterator[Outcome]:
     """Outcomes as tasks finish; ``jobs`` processes (1 runs in this process)."""
+    keep_freed_memory()
     if jobs <= 1 or len(tasks) <= 1:
         for task in tasks:
             yield run_task(task, options, limits)
         return
     # Processes, not threads: encoders hold the GIL for part of their work, and a
     # crash in a codec takes down one worker, not the run.
-    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
+    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)),
+                             initializer=keep_freed_memory) as pool:
         pending: dict[Future[Outcome], Task] = {
             pool.submit(run_task, task, options, limits): task for task in tasks
         }

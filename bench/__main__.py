@@ -21,6 +21,7 @@ from bench.jobs import BATCH_JOB, BATCH_SIZE, JOBS, TARGET_BYTES, Job
 from bench.report import Results, write
 from bench.steps import measure as measure_steps
 from feather_core import compress
+from feather_core.allocator import keep_freed_memory
 from feather_core.options import Limits
 
 GOAL_JOB1, GOAL_JOB2, GOAL_SEARCH, GOAL_OVERHEAD, GOAL_BATCH, GOAL_RSS = 0.9, 1.0, 0.5, 0.05, 0.6, 3
@@ -46,6 +47,8 @@ def _say(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _args(argv)
+    # As the server's workers and the command line do (see feather_core/allocator.py).
+    keep_freed_memory()
     photo_set = load_photos(args.images)
     _say(f"bench: {len(photo_set.photos)} photos from {photo_set.origin}")
     if not args.skip_api:
