@@ -10,12 +10,13 @@ from feather_core.deadline import Deadline
 from feather_core.decode import Source, decode, open_source
 from feather_core.encode import ENCODERS, LOSSY, EncodeSettings
 from feather_core.formats import FORMATS, Format, choose_auto_format, output_format
-from feather_core.metadata import strip_metadata
+from feather_core.jpeg_quality import size_anchor
+from feather_core.metadata import strip_jpeg, strip_metadata
 from feather_core.options import CompressOptions, Limits
 from feather_core.picture import Picture
 from feather_core.steps.job import Job
 from feather_core.steps.resize import fit_within
-from feather_core.target_size import fit_to_size
+from feather_core.target_size import PIXEL_EXPONENT, fit_to_size
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,8 @@ def compress(data: bytes, options: CompressOptions, limits: Limits | None = None
     target_met: bool | None = None
     if options.target_bytes:
         fit = fit_to_size(picture, encode_at, options.target_bytes, options.quality,
-                          out.name in LOSSY, deadline)
+                          out.name in LOSSY, deadline,
+                          _size_estimate(data, source, options, out, picture))
         output, iterations, target_met = fit.data, fit.encodes, fit.met
         if out.name in LOSSY:
             quality = fit.quality
@@ -123,6 +125,19 @@ def compress(data: bytes, options: CompressOptions, limits: Limits | None = None
         input_format=source.format, original_bytes=len(data), resized=resized,
         target_met=target_met, iterations=iterations,
     )
+
+
+def _size_estimate(data: bytes, source: Source, options: CompressOptions, out: Format,
+                   picture: Picture) -> tuple[int, float] | None:
+    """A JPEG-to-JPEG job's likely (quality, bytes) at the picture's size, from the input."""
+    if source.format != "jpeg" or out.name != "jpeg" or options.edits.any or options.watermark:
+        return None
+    anchor = size_anchor(source.image, len(strip_jpeg(data) or data))
+    if anchor is None:
+        return None
+    width, height = source.size
+    shrink = picture.size[0] * picture.size[1] / (width * height)
+    return anchor[0], anchor[1] * shrink ** PIXEL_EXPONENT
 
 
 def _edited_size(source: Source, options: CompressOptions) -> tuple[int, int]:

@@ -216,6 +216,7 @@ def fit_to_size(
     quality: int,
     lossy: bool,
     deadline: Deadline,
+    estimate: tuple[int, float] | None = None,
 ) -> Fit:
     """Encode ``picture`` at most ``target`` bytes, at the highest quality and size that fit.
 
@@ -224,24 +225,42 @@ def fit_to_size(
     down only when the floor does not fit. Lossless formats only scale. If the
     deadline comes first, the best result so far is returned (``met`` tells whether
     it fits).
+
+    ``estimate`` is a JPEG output's likely (quality, bytes) at full size, known
+    without encoding (from a JPEG input's header): the first encode is then aimed at
+    the cap instead of made at ``quality``, and skipped when even the floor is
+    predicted far over the cap.
     """
     search = _Search(encode, target, deadline)
     if not lossy:
         return _fit_by_scale(picture, search, quality)
     ceiling = max(quality, QUALITY_CEILING)
     floor = min(QUALITY_FLOOR, quality)
-    first = (quality, search.try_quality(picture, quality))
-    assert search.model is not None
-    floor_bytes = search.model.size_at(first, floor)
+    first: tuple[int, int] | None = None
+    if estimate is None:
+        first = (quality, search.try_quality(picture, quality))
+        assert search.model is not None
+        anchor = first
+    else:
+        search.model = _Model(_jpeg_coordinate, JPEG_SLOPE)
+        anchor = (estimate[0], round(estimate[1]))
+        if search.model.size_at(anchor, floor) <= SKIP_FLOOR_MARGIN * target:
+            start = round(search.model.quality_for(anchor, AIM * target))
+            start = max(floor, min(ceiling, start))
+            first = (start, search.try_quality(picture, start))
+            anchor = first
+    floor_bytes = search.model.size_at(anchor, floor)
     fits_at_full = False
-    if first[1] <= target or floor_bytes <= SKIP_FLOOR_MARGIN * target:
+    if first is not None and (first[1] <= target or floor_bytes <= SKIP_FLOOR_MARGIN * target):
         fits_at_full = search.search_quality(picture, first, floor, ceiling)
-    current, scale, anchor = picture, 1.0, first
+    full_size_anchor = anchor  # measured or estimated, at the picture's own size
+    current, scale = picture, 1.0
     while not fits_at_full and not search.out_of_time():
         # Size at the floor, measured when the search reached it, else predicted.
         tried_floor = search.smallest
-        assert tried_floor is not None and search.model is not None
-        if tried_floor.quality == floor and tried_floor.picture is current:
+        assert search.model is not None
+        if tried_floor is not None and tried_floor.quality == floor and \
+                tried_floor.picture is current:
             floor_bytes = float(len(tried_floor.data))
         else:
             floor_bytes = search.model.size_at(anchor, floor)
@@ -254,7 +273,8 @@ def fit_to_size(
         # Always resample from the unscaled picture, so scaling twice costs no sharpness.
         current = _scaled(picture, scale)
         shrink = (current.size[0] * current.size[1]) / (width * height)
-        predicted = (first[0], round(first[1] * shrink ** PIXEL_EXPONENT))
+        predicted = (full_size_anchor[0],
+                     round(full_size_anchor[1] * shrink ** PIXEL_EXPONENT))
         start = max(floor, min(ceiling, round(search.model.quality_for(predicted, AIM * target))))
         anchor = (start, search.try_quality(current, start))
         if search.search_quality(current, anchor, floor, ceiling):
