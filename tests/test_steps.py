@@ -132,3 +132,13 @@ def test_watermark_options_validate() -> None:
         Watermark(image=b"", scale=60, opacity=101, position="XX")
     assert set(caught.value.details) == {"watermarkScale", "watermarkOpacity",
                                          "watermarkPosition"}
+
+
+@pytest.mark.parametrize(("effort", "preview", "pixels", "level"), [
+    (4, False, 1_000_000, 9), (4, False, 3_000_000, 7), (7, False, 3_000_000, 9),
+    (2, False, 100, 6), (9, True, 100, 1),
+])
+def test_png_levels(effort: int, preview: bool, pixels: int, level: int) -> None:
+    from feather_core.encode import EncodeSettings, png_level
+
+    assert png_level(EncodeSettings(effort, preview, False, False), pixels) == level
