@@ -6,6 +6,7 @@ import logging
 
 from flask import Flask
 
+from app.requests import FeatherRequest
 from app.settings import Settings
 
 
@@ -13,6 +14,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     """Build the Flask app; ``settings`` defaults to ``Settings.from_env()``."""
     settings = settings or Settings.from_env()
     app = Flask(__name__)
+    app.request_class = FeatherRequest
     app.config["FEATHER"] = settings
     # Feather endpoints take one file plus a small watermark and the fields; the
     # batch endpoint raises this per request. Werkzeug answers 413 from the

@@ -208,6 +208,29 @@ def run(server: Server, photos: Sequence[Photo], fields: dict[str, str],
     return ApiRun(server.name, 1000 * cpu / len(photos), wall, tuple(replies))
 
 
+def run_batch(server: Server, photos: Sequence[Photo], fields: dict[str, str]) -> float:
+    """Wall seconds of one multi-file POST /api/batch holding every photo.
+
+    Feather answers in the FluxImage dialect (``format`` instead of ``outputFormat``);
+    the sharp peer takes either. Both process the files of one request in parallel.
+    """
+    batch_fields = {k: v for k, v in fields.items() if k != "outputFormat"}
+    batch_fields["format"] = {"jpeg": "jpg"}.get(fields.get("outputFormat", "webp"),
+                                                 fields.get("outputFormat", "webp"))
+    files = [("file", (p.name, p.data, "image/jpeg")) for p in photos]
+    # A warm-up request, not counted: first requests import lazily.
+    requests.post(server.url + "/api/batch", data=batch_fields, files=files[:1], timeout=300)
+    start = time.perf_counter()
+    response = requests.post(server.url + "/api/batch", data=batch_fields, files=files,
+                             timeout=600)
+    wall = time.perf_counter() - start
+    body = response.json() if response.ok else {}
+    if len(body.get("data", [])) != len(photos):
+        raise SystemExit(f"bench: {server.name} batch answered {response.status_code}: "
+                         f"{response.text[:300]}")
+    return wall
+
+
 def largest_allowed(max_pixels: int) -> tuple[Photo, int]:
     """A photo of ``max_pixels`` (3:2), as JPEG, and its decoded RGB size in bytes."""
     from PIL import Image

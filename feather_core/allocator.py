@@ -4,9 +4,12 @@ Every image job allocates and frees buffers of tens of megabytes (decoded pixels
 ``tobytes`` copies, encoder output). With glibc's defaults each such buffer is a
 fresh ``mmap`` whose pages fault in one by one on first write and are unmapped
 again on free, so the next job pays the faults again: measured here, a third of the
-CPU of a JPEG → JPEG 1600 px job went to page faults. Raising the mmap and trim
-thresholds keeps those pages in the heap for the next job. A process's resident
-size then stays near its peak, which the pixel budget bounds.
+CPU of a JPEG → JPEG 1600 px job went to page faults. Keeping freed memory in the
+heap (a high trim threshold) and serving buffers of up to 32 MB from it (the mmap
+threshold) lets the next job reuse those pages. Larger buffers, those of a full-size
+photo of many megapixels, still get their own mapping and go back at once, so the
+peak of a worker that once handled the largest allowed image is not raised by
+memory it kept from smaller ones.
 
 This tunes the whole process, so the library never does it by itself: the server's
 workers, the command line and the bench call it at start-up.
@@ -19,7 +22,8 @@ import ctypes.util
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
-_THRESHOLD = 1 << 30
+_MMAP_THRESHOLD = 32 << 20
+_TRIM_THRESHOLD = 1 << 30
 
 
 def keep_freed_memory() -> bool:
@@ -34,4 +38,5 @@ def keep_freed_memory() -> bool:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
-    return bool(mallopt(_M_MMAP_THRESHOLD, _THRESHOLD) and mallopt(_M_TRIM_THRESHOLD, _THRESHOLD))
+    return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
+                and mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))

@@ -82,7 +82,9 @@ async function handle(req, res) {
     res.writeHead(200, { 'Content-Type': 'application/json' });
     return res.end(JSON.stringify({ status: 'ok', sharp: sharp.versions }));
   }
-  if (req.method !== 'POST' || req.url.split('?')[0] !== '/api/compress') {
+  const path = req.url.split('?')[0];
+  if (req.method === 'POST' && path === '/api/batch') return handleBatch(req, res);
+  if (req.method !== 'POST' || path !== '/api/compress') {
     res.writeHead(404, { 'Content-Type': 'application/json' });
     return res.end(JSON.stringify({ error: { code: 'NOT_FOUND', message: 'Not found' } }));
   }
@@ -111,6 +113,28 @@ async function handle(req, res) {
   if (out.met !== null) headers['X-Target-Met'] = String(out.met);
   res.writeHead(200, headers);
   res.end(out.data);
+}
+
+// POST /api/batch: several `file` parts in one request, processed concurrently (libuv's
+// thread pool runs the sharp pipelines side by side), answered with their sizes as JSON.
+async function handleBatch(req, res) {
+  const chunks = [];
+  for await (const chunk of req) chunks.push(chunk);
+  const form = await formFields(req, Buffer.concat(chunks));
+  const fields = {};
+  for (const [key, value] of form.entries()) if (typeof value === 'string') fields[key] = value;
+  if (fields.format && !fields.outputFormat) {
+    fields.outputFormat = fields.format === 'jpg' ? 'jpeg' : fields.format;
+  }
+  const files = form.getAll('file').filter((f) => typeof f !== 'string');
+  const outs = await Promise.all(files.map(async (file) => {
+    const input = Buffer.from(await file.arrayBuffer());
+    const out = await compress(input, fields);
+    return { originalName: file.name, originalSize: input.length, optimizedSize: out.data.length,
+             width: out.info.width, height: out.info.height };
+  }));
+  res.writeHead(200, { 'Content-Type': 'application/json' });
+  res.end(JSON.stringify({ data: outs }));
 }
 
 if (cluster.isPrimary && WORKERS > 1) {
