@@ -6,8 +6,8 @@ PY := $(VENV)/bin/python
 PORT ?= 3000
 export PORT
 
-# Re-install when the pinned dependencies change.
-DEPS_STAMP := $(VENV)/.deps-$(shell cat setup.cfg package-lock.json 2>/dev/null | md5sum | cut -c1-12)
+# Re-install when the pinned dependencies or the C extension change.
+DEPS_STAMP := $(VENV)/.deps-$(shell cat setup.cfg setup.py feather_core/_resample.c package-lock.json 2>/dev/null | md5sum | cut -c1-12)
 
 .DEFAULT_GOAL := help
 .PHONY: help run test lint bench corpus-check fuzz loadtest audit system-deps deps node-deps browser-deps clean
@@ -15,18 +15,23 @@ DEPS_STAMP := $(VENV)/.deps-$(shell cat setup.cfg package-lock.json 2>/dev/null 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-system-deps: ## Install the Debian libraries Feather needs (libcairo2 for SVG) when missing
-	@if ! ldconfig -p 2>/dev/null | grep -q 'libcairo.so.2'; then \
-		echo "Installing libcairo2"; \
+system-deps: ## Install the Debian packages Feather needs when missing (libcairo2 for SVG; a C compiler and Python's headers for the resize extension)
+	@missing=""; \
+	ldconfig -p 2>/dev/null | grep -q 'libcairo.so.2' || missing="$$missing libcairo2"; \
+	command -v gcc >/dev/null 2>&1 || missing="$$missing gcc"; \
+	$(PYTHON) -c "import os, sysconfig, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))" \
+		|| missing="$$missing python3-dev"; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing$$missing"; \
 		$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
-		$(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq libcairo2 >/dev/null; \
+		$(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
 
-$(DEPS_STAMP): $(PY) setup.cfg
+$(DEPS_STAMP): $(PY) setup.cfg setup.py feather_core/_resample.c
 	$(PY) -m pip install -q -e '.[test,dev]'
 	rm -f $(VENV)/.deps-* && touch $@
 
