@@ -407,3 +407,58 @@ def test_alt_text_and_seo_names_with_a_key(browser: Browser, tmp_path: Path) -> 
             assert visit.errors == []
         finally:
             visit.close()
+
+
+_DROP = """async ([kind, name, b64]) => {
+  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  const transfer = new DataTransfer();
+  transfer.items.add(new File([bytes], name, { type: "image/png" }));
+  const event = kind === "drop"
+    ? new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true })
+    : new ClipboardEvent("paste", { clipboardData: transfer, bubbles: true, cancelable: true });
+  (kind === "drop" ? document.querySelector("main") || document.body : document)
+    .dispatchEvent(event);
+}"""
+
+
+def test_files_arrive_by_drop_and_by_paste(visit: Visit) -> None:
+    import base64
+
+    page = visit.open()
+    dropped = base64.b64encode(encode(photo(300, 200, seed=4), "PNG")).decode()
+    pasted = base64.b64encode(encode(photo(200, 300, seed=5), "PNG")).decode()
+    page.evaluate(_DROP, ["drop", "dropped.png", dropped])
+    page.evaluate(_DROP, ["paste", "pasted.png", pasted])
+    expect(card(page, "dropped.png").locator(".dimensions")).to_have_text("300 × 200 px")
+    expect(card(page, "pasted.png").locator(".dimensions")).to_have_text("200 × 300 px")
+    expect(page.locator("#summary")).to_contain_text("2 images")
+    assert visit.outside_origin() == []
+
+
+def test_watermark_reaches_the_download(visit: Visit, images: dict[str, Path],
+                                        tmp_path: Path) -> None:
+    mark = tmp_path / "mark.png"
+    mark.write_bytes(encode(Image.new("RGBA", (100, 50), (0, 0, 0, 255)), "PNG"))
+    white = tmp_path / "white.png"
+    white.write_bytes(encode(Image.new("RGB", (400, 300), (255, 255, 255)), "PNG"))
+    page = visit.open()
+    page.locator("summary", has_text="Watermark").click()
+    page.set_input_files("#watermarkFile", str(mark))
+    page.select_option("#watermarkPosition", "TL")
+    page.locator("#watermarkScale").fill("50")
+    page.locator("#watermarkOpacity").fill("100")
+    visit.add_files(white)
+    white_card = card(page, "white.png")
+    expect(white_card.locator(".dimensions")).to_have_text("400 × 300 px")
+    with page.expect_download() as download:
+        white_card.locator("button.download").click()
+    saved = tmp_path / "saved.png"
+    download.value.save_as(saved)
+    with Image.open(saved) as image:
+        rgb = image.convert("RGB")
+        margin = round(0.03 * 300)
+        # A 200 × 100 black mark in the top-left corner, white elsewhere.
+        assert rgb.getpixel((margin + 100, margin + 50)) == (0, 0, 0)
+        assert rgb.getpixel((margin + 210, margin + 50)) == (255, 255, 255)
+        assert rgb.getpixel((300, 250)) == (255, 255, 255)
+    assert visit.outside_origin() == []
