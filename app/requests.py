@@ -29,6 +29,14 @@ class FeatherRequest(Request):
     ) -> IO[bytes]:
         return io.BytesIO()
 
+    def _load_form_data(self) -> None:
+        super()._load_form_data()
+        # Werkzeug keeps the parsed stream as ``request.stream``; here that is a copy of
+        # the whole body, which would stay alive while the image is decoded. The form
+        # and files hold everything it said.
+        if isinstance(self.__dict__.get("stream"), _ParsedBody):
+            self.__dict__["stream"] = io.BytesIO()
+
     def _get_stream_for_parsing(self) -> IO[bytes]:
         length = self.content_length
         if getattr(self, "_cached_data", None) is not None or not length:
@@ -42,4 +50,8 @@ class FeatherRequest(Request):
                 break  # the client went away; the parser reports the truncated form
             parts.append(part)
             received += len(part)
-        return io.BytesIO(b"".join(parts))
+        return _ParsedBody(b"".join(parts))
+
+
+class _ParsedBody(io.BytesIO):
+    """The request body read in one call, for the multipart parser."""

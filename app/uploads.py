@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import unicodedata
@@ -34,7 +35,9 @@ class Upload:
 
 def read_upload(storage: FileStorage, max_bytes: int) -> Upload:
     """Read one file part, refusing it with 413 FILE_TOO_LARGE past ``max_bytes``."""
-    data = storage.stream.read(max_bytes + 1)
+    stream = storage.stream
+    # Parts are parsed into memory (app/requests.py): take the buffer itself, not a copy.
+    data = stream.getvalue() if isinstance(stream, io.BytesIO) else stream.read(max_bytes + 1)
     if len(data) > max_bytes:
         raise ApiError("FILE_TOO_LARGE",
                        f"The file exceeds the {max_bytes / 1_000_000:g} MB upload limit")

@@ -8,7 +8,7 @@ format    knob                                        mapping
 WebP      ``method`` 0 (fast) - 6 (small)             ``min(effort, 6)``
 AVIF      ``speed`` 10 (fast) - 0 (small)             ``9 - effort``
 PNG       zlib level                                  see ``png_level``
-JPEG      (no knob; Huffman tables always optimised)  -
+JPEG      (no knob; Huffman tables optimised ≤ 25 MP) -
 ========  ==========================================  =====================
 
 ``mode=preview`` trades bytes for speed: WebP method 0, AVIF speed 10, PNG zlib
@@ -78,12 +78,22 @@ def _save(image: Image.Image, fmt: str, **params: Any) -> bytes:
     return buffer.getvalue()
 
 
+# Optimised Huffman tables (and progressive scans) make libjpeg hold every DCT
+# coefficient of the image before writing: 3 bytes per pixel at 4:2:0, 150 MB for a
+# 50 MP photo, on top of its pixels. Above this size a baseline JPEG with standard
+# tables is written instead (5-8 % more bytes), so a worker's peak memory stays near
+# the size of the decoded image.
+JPEG_BUFFERED_MAX_PIXELS = 25_000_000
+
+
 def encode_jpeg(picture: Picture, quality: int, settings: EncodeSettings) -> bytes:
-    """Baseline or progressive JPEG, 4:2:0, optimised Huffman tables; alpha flattened on white."""
+    """JPEG, 4:2:0, optimised Huffman tables up to 25 MP; alpha flattened on white."""
     frame = flatten(picture.first)
+    buffered = frame.width * frame.height <= JPEG_BUFFERED_MAX_PIXELS
     return _save(
         frame, "JPEG", quality=quality, subsampling="4:2:0",
-        optimize=not settings.preview, progressive=settings.progressive,
+        optimize=buffered and not settings.preview,
+        progressive=buffered and settings.progressive,
         **_metadata(picture, settings),
     )
 

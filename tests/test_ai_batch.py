@@ -12,7 +12,6 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
 from werkzeug.test import TestResponse
@@ -49,16 +48,6 @@ def ai_settings(tmp_path: Path, ai: AiServer, **overrides: Any) -> Settings:
 @pytest.fixture
 def settings(tmp_path: Path, ai: AiServer) -> Settings:
     return ai_settings(tmp_path, ai)
-
-
-@pytest.fixture
-def app(settings: Settings) -> Flask:
-    return create_app(settings)
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
 
 
 @pytest.fixture

@@ -142,3 +142,17 @@ def test_png_levels(effort: int, preview: bool, pixels: int, level: int) -> None
     from feather_core.encode import EncodeSettings, png_level
 
     assert png_level(EncodeSettings(effort, preview, False, False), pixels) == level
+
+
+def test_huge_jpegs_are_written_without_whole_image_buffers() -> None:
+    from feather_core import CompressOptions, compress
+    from tests.helpers import open_image
+
+    huge = encode(Image.new("RGB", (6000, 4400), (90, 140, 200)), "JPEG", quality=60)
+    result = compress(huge, CompressOptions(output_format="jpeg", progressive=True, quality=90))
+    out = open_image(result.data)
+    assert out.size == (6000, 4400)
+    assert not out.info.get("progressive")  # buffered modes are off above 25 MP
+    small = compress(encode(marked(600, 400), "PNG"),
+                     CompressOptions(output_format="jpeg", progressive=True))
+    assert open_image(small.data).info.get("progressive")
