@@ -135,7 +135,7 @@ def test_watermark_options_validate() -> None:
 
 
 @pytest.mark.parametrize(("effort", "preview", "pixels", "level"), [
-    (4, False, 1_000_000, 9), (4, False, 3_000_000, 7), (7, False, 3_000_000, 9),
+    (4, False, 500_000, 9), (4, False, 1_000_000, 7), (7, False, 3_000_000, 9),
     (2, False, 100, 6), (9, True, 100, 1),
 ])
 def test_png_levels(effort: int, preview: bool, pixels: int, level: int) -> None:
