@@ -61,9 +61,10 @@ def flatten(frame: Image.Image, colour: tuple[int, int, int] = WHITE) -> Image.I
 
 
 def _metadata(picture: Picture, settings: EncodeSettings) -> dict[str, Any]:
-    extra: dict[str, Any] = {}
-    if picture.icc:
-        extra["icc_profile"] = picture.icc
+    # Always named, None included: some of Pillow's encoders otherwise fall back to the
+    # frame's ``info``, which can still hold a profile that no longer describes the
+    # pixels (an RGB profile on a grayscale result, lcms's sRGB after a CMYK conversion).
+    extra: dict[str, Any] = {"icc_profile": picture.icc or None}
     if settings.keep_metadata:
         if picture.exif is not None:
             extra["exif"] = picture.exif.tobytes()

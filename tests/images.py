@@ -80,3 +80,48 @@ def animated_gif(frames: int = 4, size: tuple[int, int] = (64, 48),
     images[0].save(buffer, "GIF", save_all=True, append_images=images[1:],
                    duration=durations or [100 + 20 * i for i in range(frames)], loop=0)
     return buffer.getvalue()
+
+
+def _s15(value: float) -> bytes:
+    import struct
+
+    return struct.pack(">i", round(value * 65536))
+
+
+def odd_cmyk_profile() -> bytes:
+    """A tiny ICC v2 CMYK profile whose colours no plain formula gives: cyan ink prints red.
+
+    Its A2B0 table (lut8, 2 grid points per ink) maps each corner of the CMYK cube to
+    Lab: no ink is white, any ink mid-grey, black ink black, and cyan adds +a (red) and
+    yellow +b. A converter that honours the profile turns pure cyan pinkish red; one that
+    ignores it gives cyan. Written here because no CMYK profile can be generated otherwise.
+    """
+    import struct
+
+    def text_description(text: bytes) -> bytes:
+        return (b"desc" + bytes(4) + struct.pack(">I", len(text) + 1) + text + b"\0"
+                + bytes(8) + bytes(3) + bytes(67))
+
+    clut = b""
+    for c in (0, 1):
+        for m in (0, 1):
+            for y in (0, 1):
+                for k in (0, 1):
+                    lightness = 20 if k else (150 if (c or m or y) else 255)
+                    clut += bytes([lightness, 128 + 70 * c, 128 + 70 * y])
+    identity = bytes(range(256))
+    matrix = b"".join(_s15(1.0 if i == j else 0.0) for i in range(3) for j in range(3))
+    a2b0 = b"mft1" + bytes(4) + bytes([4, 3, 2, 0]) + matrix + identity * 4 + clut + identity * 3
+    d50 = _s15(0.9642) + _s15(1.0) + _s15(0.8249)
+    tags = [(b"desc", text_description(b"Odd CMYK")), (b"wtpt", b"XYZ " + bytes(4) + d50),
+            (b"cprt", b"text" + bytes(4) + b"public domain\0"), (b"A2B0", a2b0)]
+    offset = 128 + 4 + 12 * len(tags)
+    table = data = b""
+    for signature, body in tags:
+        data += bytes(-(offset + len(data)) % 4)
+        table += signature + struct.pack(">II", offset + len(data), len(body))
+        data += body
+    header = (struct.pack(">I", offset + len(data)) + b"lcms" + bytes([2, 0x10, 0, 0])
+              + b"prtr" + b"CMYK" + b"Lab " + bytes(12) + b"acsp" + b"APPL" + bytes(24)
+              + d50 + bytes(48))
+    return header + struct.pack(">I", len(tags)) + table + data

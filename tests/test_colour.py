@@ -105,3 +105,27 @@ def test_grayscale_and_bilevel_inputs(client: FlaskClient) -> None:
     bilevel = marked(120, 90).convert("1")
     out = open_image(post_image(client, encode(bilevel, "TIFF"), "b.tiff").data)
     assert out.size == (120, 90)
+
+
+def test_cmyk_is_converted_through_its_own_profile(client: FlaskClient) -> None:
+    from tests.images import odd_cmyk_profile
+
+    image = Image.new("CMYK", (200, 100), (0, 0, 0, 0))
+    image.paste((255, 0, 0, 0), (0, 0, 100, 100))  # pure cyan ink on the left
+    data = encode(image, "JPEG", quality=95, icc_profile=odd_cmyk_profile())
+    assert open_image(data).mode == "CMYK"
+    for fmt in ("jpeg", "png", "webp"):
+        out = open_image(post_image(client, data, "print.jpg", outputFormat=fmt).data)
+        red, green, blue = out.convert("RGB").getpixel((50, 50))
+        # The profile says cyan ink prints pinkish red; a plain formula would give cyan.
+        assert red > 200 and green < 120 and blue < 190, (fmt, red, green, blue)
+        assert close(pixel(out, 150, 50)[:3], (255, 255, 255))
+        assert not out.info.get("icc_profile")  # the CMYK profile does not travel with RGB
+
+
+def test_grayscale_output_carries_no_rgb_profile(client: FlaskClient) -> None:
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    data = encode(photo(120, 90), "JPEG", icc_profile=profile)
+    for fmt in ("jpeg", "png", "webp", "avif"):
+        out = open_image(post_image(client, data, outputFormat=fmt, grayscale="true").data)
+        assert not out.info.get("icc_profile"), fmt
