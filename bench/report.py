@@ -65,11 +65,15 @@ def update_readme(results: Results, out_dir: Path) -> None:
             "present, else generated photos. The peer uses the same settings (quality, 4:2:0, "
             "effort, Lanczos 3, never enlarging, one libvips thread per worker). Feather's "
             "path: JPEG decoded at the largest DCT scale (1/2, 1/4, 1/8) still at least the "
-            "target, the output size computed from the full upright size, one Lanczos "
-            "resample (Pillow's, with a reducing gap of 3), then the encoder. `targetMB` "
-            "predicts the quality from the first encode and bisects in log-size space "
-            "(`feather_core/target_size.py`); the plain binary search it is compared with "
-            "decodes once and bisects quality over 10..95. This is the last run's output:\n\n"
+            "target, the output size computed from the full upright size, one Lanczos-3 "
+            "resample (Pillow's weights, run by the vectorised filter of "
+            "`feather_core/_resample.c`, box-reduced first for reductions over 3x), then the "
+            "encoder; the workers keep freed buffers for reuse (`feather_core/allocator.py`). "
+            "`targetMB` starts from a JPEG input's own quality and size (or the first "
+            "encode) and bisects in log-size space (`feather_core/target_size.py`); the plain "
+            "binary search it is compared with decodes once and bisects quality over 10..95. "
+            "The peer maps `effort` to the same libaom speed as Feather for AVIF. This is "
+            "the last run's output:\n\n"
             + results.markdown() + f"\n![Feather CPU relative to sharp]({rel}/chart.png)\n\n")
     text = README.read_text()
     if MARKER not in text:
