@@ -11,7 +11,7 @@ from feather_core.decode import Source, decode, open_source
 from feather_core.encode import ENCODERS, LOSSY, EncodeSettings
 from feather_core.formats import FORMATS, Format, choose_auto_format, output_format
 from feather_core.jpeg_quality import size_anchor
-from feather_core.metadata import strip_jpeg, strip_metadata
+from feather_core.metadata import jpeg_metadata_bytes, strip_metadata
 from feather_core.options import CompressOptions, Limits
 from feather_core.picture import Picture
 from feather_core.steps.job import Job
@@ -132,7 +132,7 @@ def _size_estimate(data: bytes, source: Source, options: CompressOptions, out: F
     """A JPEG-to-JPEG job's likely (quality, bytes) at the picture's size, from the input."""
     if source.format != "jpeg" or out.name != "jpeg" or options.edits.any or options.watermark:
         return None
-    anchor = size_anchor(source.image, len(strip_jpeg(data) or data))
+    anchor = size_anchor(source.image, len(data) - jpeg_metadata_bytes(data))
     if anchor is None:
         return None
     width, height = source.size

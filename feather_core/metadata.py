@@ -20,11 +20,11 @@ _PNG_DROP = {b"eXIf", b"tEXt", b"zTXt", b"iTXt", b"tIME"}
 _WEBP_DROP = {b"EXIF", b"XMP "}
 
 
-def strip_jpeg(data: bytes) -> bytes | None:
-    """The JPEG without APP1/APP13/COM segments, or None if its structure is unexpected."""
+def _jpeg_segments(data: bytes) -> list[tuple[int, int, int]] | None:
+    """(marker, start, end) of each segment up to the scan, the scan last; None if malformed."""
     if not data.startswith(b"\xff\xd8"):
         return None
-    out = bytearray(b"\xff\xd8")
+    segments: list[tuple[int, int, int]] = []
     pos = 2
     while pos + 4 <= len(data):
         if data[pos] != 0xFF:
@@ -34,20 +34,34 @@ def strip_jpeg(data: bytes) -> bytes | None:
             pos += 1
             continue
         if marker == 0xDA:  # start of scan: the rest is entropy-coded data
-            out += data[pos:]
-            return bytes(out)
+            segments.append((marker, pos, len(data)))
+            return segments
         if 0xD0 <= marker <= 0xD7 or marker == 0x01:
-            out += data[pos : pos + 2]
+            segments.append((marker, pos, pos + 2))
             pos += 2
             continue
         (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
         end = pos + 2 + length
         if length < 2 or end > len(data):
             return None
-        if marker not in _JPEG_DROP_APP:
-            out += data[pos:end]
+        segments.append((marker, pos, end))
         pos = end
     return None
+
+
+def strip_jpeg(data: bytes) -> bytes | None:
+    """The JPEG without APP1/APP13/COM segments, or None if its structure is unexpected."""
+    segments = _jpeg_segments(data)
+    if segments is None:
+        return None
+    kept = [data[start:end] for marker, start, end in segments if marker not in _JPEG_DROP_APP]
+    return b"\xff\xd8" + b"".join(kept)
+
+
+def jpeg_metadata_bytes(data: bytes) -> int:
+    """How many bytes of a JPEG are EXIF, XMP, IPTC and comments (0 if it cannot tell)."""
+    segments = _jpeg_segments(data) or []
+    return sum(end - start for marker, start, end in segments if marker in _JPEG_DROP_APP)
 
 
 def strip_png(data: bytes) -> bytes | None:

@@ -72,3 +72,13 @@ def test_strippers_refuse_what_they_do_not_understand() -> None:
     assert strip_jpeg(b"\xff\xd8\xff\xe1\xff\xff") is None
     assert strip_png(b"\x89PNG\r\n\x1a\n\x00\x00\x00\x10IHDR") is None
     assert strip_webp(b"RIFF\x00\x00\x00\x00WEBPVP8 \xff\xff\xff\xff") is None
+
+
+def test_metadata_size_is_what_stripping_removes() -> None:
+    from feather_core.metadata import jpeg_metadata_bytes
+
+    jpeg = encode(photo(120, 90), "JPEG", exif=_exif(), xmp=XMP)
+    stripped = strip_jpeg(jpeg)
+    assert stripped is not None
+    assert jpeg_metadata_bytes(jpeg) == len(jpeg) - len(stripped) > len(XMP)
+    assert jpeg_metadata_bytes(b"not a jpeg") == 0
