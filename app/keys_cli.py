@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import click
-from flask import Flask, current_app
+from flask import Flask
 from flask.cli import AppGroup, with_appcontext
 
 from app.accounts import keys as key_ops
@@ -18,7 +18,7 @@ from app.accounts.accounting import UsageReport, usage_report
 from app.accounts.database import database_for
 from app.accounts.keys import AccountsError, KeyInfo
 from app.accounts.plans import PlanInfo
-from app.settings import Settings
+from app.settings import Settings, current_settings
 from app.storage import store_for
 from app.storage.sweeping import sweep_now
 
@@ -76,11 +76,6 @@ def sweep_outputs(settings: Settings) -> int:
 keys_group = AppGroup("keys", help="Create, list, roll, revoke and top up API keys; plans.")
 
 
-def _settings() -> Settings:
-    settings: Settings = current_app.config["FEATHER"]
-    return settings
-
-
 def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M") if moment else "-"
 
@@ -95,7 +90,7 @@ def _fail(exc: AccountsError) -> None:
 def create_command(plan: str, name: str) -> None:
     """Create a key and print it (only this once)."""
     try:
-        info, raw = create_key(_settings(), plan, name)
+        info, raw = create_key(current_settings(), plan, name)
     except AccountsError as exc:
         _fail(exc)
         return
@@ -109,7 +104,7 @@ def list_command() -> None:
     """List keys with their plan and this period's usage."""
     click.echo(f"{'id':>4}  {'prefix':<16} {'plan':<8} {'created':<16} {'status':<8} "
                f"{'compressions':>12} {'ai used':>8} {'top-up':>7}  name")
-    for info, report in list_keys(_settings()):
+    for info, report in list_keys(current_settings()):
         status = "revoked" if info.revoked_at else "active"
         used = "-"
         ai = "-"
@@ -127,7 +122,7 @@ def list_command() -> None:
 def roll_command(key: str) -> None:
     """Replace KEY (id or prefix) with a new secret; the old one stops working now."""
     try:
-        info, raw = roll_key(_settings(), key)
+        info, raw = roll_key(current_settings(), key)
     except AccountsError as exc:
         _fail(exc)
         return
@@ -140,7 +135,7 @@ def roll_command(key: str) -> None:
 def revoke_command(key: str) -> None:
     """Revoke KEY (id or prefix) for good."""
     try:
-        info = revoke_key(_settings(), key)
+        info = revoke_key(current_settings(), key)
     except AccountsError as exc:
         _fail(exc)
         return
@@ -153,7 +148,7 @@ def revoke_command(key: str) -> None:
 def topup_command(key: str, credits: int) -> None:
     """Add CREDITS AI credits to KEY; they never expire and are used after the monthly ones."""
     try:
-        info = topup_key(_settings(), key, credits)
+        info = topup_key(current_settings(), key, credits)
     except AccountsError as exc:
         _fail(exc)
         return
@@ -166,7 +161,7 @@ def topup_command(key: str, credits: int) -> None:
 def set_plan_command(key: str, plan: str) -> None:
     """Move KEY to PLAN."""
     try:
-        info = change_key_plan(_settings(), key, plan)
+        info = change_key_plan(current_settings(), key, plan)
     except AccountsError as exc:
         _fail(exc)
         return
@@ -176,7 +171,7 @@ def set_plan_command(key: str, plan: str) -> None:
 @keys_group.command("plans")
 def plans_command() -> None:
     """List the plans."""
-    for plan in list_plans(_settings()):
+    for plan in list_plans(current_settings()):
         limit = "unlimited" if plan.monthly_compressions is None else plan.monthly_compressions
         click.echo(f"{plan.name:<10} compressions/month: {limit!s:<10} "
                    f"AI credits/month: {plan.monthly_ai_credits:<6} "
@@ -200,7 +195,7 @@ def plan_command(name: str, compressions: str | None, ai_credits: int | None,
         else:
             raise click.BadParameter("a number or 'unlimited'", param_hint="--compressions")
     try:
-        plan = set_plan(_settings(), name, compressions=limit, ai_credits=ai_credits,
+        plan = set_plan(current_settings(), name, compressions=limit, ai_credits=ai_credits,
                         paid=paid)
     except AccountsError as exc:
         _fail(exc)
@@ -214,7 +209,7 @@ def plan_command(name: str, compressions: str | None, ai_credits: int | None,
 @with_appcontext
 def sweep_command() -> None:
     """Delete expired stored outputs now."""
-    deleted = sweep_outputs(_settings())
+    deleted = sweep_outputs(current_settings())
     click.echo(f"{deleted} expired output(s) deleted")
 
 

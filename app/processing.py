@@ -5,9 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import threading
 
-from flask import current_app
-
-from app.settings import Settings
+from app.settings import Settings, current_settings
 from feather_core import CompressOptions, CompressResult, Limits, ProcessingTimeout, compress
 
 # The core checks its deadline between steps, but one step (a big AVIF encode) cannot
@@ -34,7 +32,7 @@ def limits_for(settings: Settings) -> Limits:
 
 def run_compress(data: bytes, options: CompressOptions) -> CompressResult:
     """Compress with the configured pixel, frame and time limits; 504 on time even mid-step."""
-    settings: Settings = current_app.config["FEATHER"]
+    settings = current_settings()
     limits = limits_for(settings)
     future = _pool().submit(compress, data, options, limits)
     try:

@@ -25,7 +25,7 @@ import threading
 import time
 from typing import Any
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, g, request
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 from limits.storage import MovingWindowSupport, Storage
@@ -33,7 +33,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import dialect
 from app.errors import error_response
-from app.settings import Settings
+from app.settings import Settings, current_settings
 
 log = logging.getLogger("feather.ratelimit")
 
@@ -105,7 +105,7 @@ def _exempt() -> bool:
 def _too_many_requests(exc: RateLimitExceeded) -> Response:
     if g.get("dialect") is None:
         g.dialect = "flux" if _is_flux() else "feather"
-    per_minute = current_app.config["FEATHER"].rate_limit_per_minute
+    per_minute = current_settings().rate_limit_per_minute
     return error_response(
         429, "RATE_LIMIT_EXCEEDED",
         f"Rate limit exceeded: {per_minute} requests per minute per client. "

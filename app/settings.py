@@ -170,6 +170,14 @@ class Settings:
         return self.request_timeout_ms / 1000
 
 
+def current_settings() -> Settings:
+    """The settings of the app serving the current request or CLI command."""
+    from flask import current_app
+
+    settings: Settings = current_app.config["FEATHER"]
+    return settings
+
+
 def settings_table() -> list[tuple[str, str, str, str]]:
     """(variable, default, group, description) rows for documentation."""
     rows = []

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import current_app, request
+from flask import request
 
 from app.accounts import accounting, keys
 from app.accounts.database import Database, database_for
 from app.accounts.models import Plan
 from app.errors import ApiError
-from app.settings import Settings
+from app.settings import current_settings
 
 AI_NOT_AVAILABLE_MESSAGE = "AI features require a paid plan. Upgrade to Starter."
 NO_CREDITS_MESSAGE = ("You have used all your AI credits this month. "
@@ -45,7 +45,7 @@ class Caller:
 
 
 def current_db() -> Database:
-    settings: Settings = current_app.config["FEATHER"]
+    settings = current_settings()
     return database_for(settings)
 
 
@@ -66,7 +66,7 @@ def bearer_token() -> str | None:
 
 def authenticate() -> Caller:
     """The caller of this request; 401 for a bad key, or for none in hosted mode."""
-    settings: Settings = current_app.config["FEATHER"]
+    settings = current_settings()
     token = bearer_token()
     if token is None:
         if settings.require_api_key:

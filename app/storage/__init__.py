@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import Flask, current_app
 
-from app.settings import Settings
+from app.settings import Settings, current_settings
 from app.storage.base import Store, StoredObject, StoreError
 from app.storage.signing import Signer, load_secret
 
@@ -37,7 +37,7 @@ def init_app(app: Flask) -> None:
 def current_store() -> Store:
     store: Store | None = current_app.extensions.get("feather.storage")
     if store is None:
-        store = store_for(current_app.config["FEATHER"])
+        store = store_for(current_settings())
         current_app.extensions["feather.storage"] = store
     return store
 
@@ -45,6 +45,6 @@ def current_store() -> Store:
 def current_signer() -> Signer:
     signer: Signer | None = current_app.extensions.get("feather.signer")
     if signer is None:
-        signer = Signer(load_secret(current_app.config["FEATHER"]))
+        signer = Signer(load_secret(current_settings()))
         current_app.extensions["feather.signer"] = signer
     return signer

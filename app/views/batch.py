@@ -24,7 +24,7 @@ from app.ai import NameBook, ai_deadline, describe_all, not_configured, parse_la
 from app.errors import STATUS_BY_CODE, ApiError
 from app.fields import flux_options, parse_bool, uploaded_files
 from app.processing import limits_for
-from app.settings import Settings
+from app.settings import Settings, current_settings
 from app.storage import Store, StoredObject, StoreError, current_signer, current_store
 from app.storage.sweeping import maybe_sweep
 from app.uploads import Upload
@@ -76,11 +76,6 @@ class Outcome:
     ai_charged: bool = False
     error_code: str | None = None
     error_message: str | None = None
-
-
-def _settings() -> Settings:
-    settings: Settings = current_app.config["FEATHER"]
-    return settings
 
 
 def _too_large(name: str, settings: Settings) -> ApiError:
@@ -204,7 +199,7 @@ def _item(outcome: Outcome, url: str) -> dict[str, Any]:
 @bp.post("/batch")
 def batch() -> Response:
     g.dialect = "flux"
-    settings = _settings()
+    settings = current_settings()
     caller: Caller = authenticate()
     parts = uploaded_files(request.files)
     if len(parts) > MAX_BATCH_FILES:

@@ -10,29 +10,24 @@ from app import dialect
 from app.errors import ApiError
 from app.fields import feather_options, uploaded_files
 from app.processing import run_compress
-from app.settings import Settings
+from app.settings import current_settings
 from app.uploads import Upload, content_disposition, read_upload
 
 bp = Blueprint("compress", __name__, url_prefix="/api")
-
-
-def _settings() -> Settings:
-    settings: Settings = current_app.config["FEATHER"]
-    return settings
 
 
 def _single_upload() -> Upload:
     files = uploaded_files(request.files)
     if not files:
         raise ApiError("INVALID_INPUT", "A file is required", {"file": "is required"})
-    return read_upload(files[0], _settings().max_upload_bytes)
+    return read_upload(files[0], current_settings().max_upload_bytes)
 
 
 def _watermark_bytes() -> bytes | None:
     parts = uploaded_files(request.files, "watermarkFile")
     if not parts or not g.get("watermark_allowed", True):  # a free plan's key: ignored
         return None
-    return read_upload(parts[0], _settings().max_upload_bytes).data
+    return read_upload(parts[0], current_settings().max_upload_bytes).data
 
 
 @bp.post("/compress")

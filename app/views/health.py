@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 
+from app.settings import current_settings
 from feather_core import __version__
 from feather_core.formats import INPUT_NAMES, OUTPUT_NAMES
 
@@ -18,7 +19,7 @@ def health() -> Response:
     return jsonify(
         ok=True,
         version=__version__,
-        env=current_app.config["FEATHER"].env,
+        env=current_settings().env,
         timestamp=now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
     )
 

@@ -12,9 +12,9 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, abort, current_app, render_template, send_from_directory
+from flask import Blueprint, Response, abort, render_template, send_from_directory
 
-from app.settings import Settings
+from app.settings import Settings, current_settings
 
 bp = Blueprint("web", __name__, template_folder="../templates",
                static_folder="../static", static_url_path="/assets")
@@ -27,11 +27,6 @@ _MIME = {".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "applicat
          ".map": "application/json"}
 LANGUAGES = ("English", "Español", "Català", "Français", "Deutsch", "Italiano", "Português",
              "Nederlands", "Polski", "Русский", "中文", "日本語", "한국어", "Arabic", "Hindi")
-
-
-def _settings() -> Settings:
-    settings: Settings = current_app.config["FEATHER"]
-    return settings
 
 
 def _content_security_policy(settings: Settings) -> str:
@@ -58,7 +53,7 @@ def _content_security_policy(settings: Settings) -> str:
 
 @bp.get("/")
 def index() -> Response:
-    settings = _settings()
+    settings = current_settings()
     html = render_template("index.html", languages=LANGUAGES,
                            max_upload_mb=settings.max_upload_bytes / 1_000_000)
     response = Response(html, mimetype="text/html")
