@@ -14,6 +14,7 @@ from typing import Any
 
 from werkzeug.datastructures import FileStorage, MultiDict
 
+from app import settings
 from feather_core.errors import InvalidOptions
 from feather_core.options import (
     DEFAULT_QUALITY,
@@ -26,21 +27,16 @@ from feather_core.options import (
     Watermark,
 )
 
-_TRUE = {"true", "1", "on", "yes"}
-_FALSE = {"false", "0", "off", "no"}
-
 
 class _Bad(ValueError):
     pass
 
 
 def parse_bool(raw: str) -> bool:
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise _Bad("must be true or false (also 1/0, on/off)")
+    try:
+        return settings.parse_bool(raw)
+    except ValueError:
+        raise _Bad("must be true or false (also 1/0, on/off)") from None
 
 
 def parse_int(raw: str) -> int:

@@ -21,7 +21,11 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
-def _bool(raw: str) -> bool:
+def parse_bool(raw: str) -> bool:
+    """true/false, 1/0, on/off, yes/no in any case; ValueError otherwise.
+
+    Environment variables and form fields both use it.
+    """
     value = raw.strip().lower()
     if value in _TRUE:
         return True
@@ -93,7 +97,7 @@ class Settings:
                              "in DATA_DIR).")
     data_dir: str = _env("DATA_DIR", _text, "var", "storage",
                          "Folder for the SQLite database, stored outputs and counters.")
-    require_api_key: bool = _env("REQUIRE_API_KEY", _bool, False, "accounts",
+    require_api_key: bool = _env("REQUIRE_API_KEY", parse_bool, False, "accounts",
                                  "Hosted mode: every working endpoint needs a key.")
     download_ttl_seconds: int = _env("DOWNLOAD_TTL_SECONDS", _int_at_least(1), 3600,
                                      "storage", "Lifetime of stored outputs and their "
@@ -131,7 +135,7 @@ class Settings:
     ai_model: str = _env("AI_MODEL", _text, "", "ai", "Vision model name at AI_BASE_URL.")
     ai_timeout_ms: int = _env("AI_TIMEOUT_MS", _int_at_least(1), 20_000, "ai",
                               "Timeout of one AI call.")
-    metrics_enabled: bool = _env("METRICS_ENABLED", _bool, False, "service",
+    metrics_enabled: bool = _env("METRICS_ENABLED", parse_bool, False, "service",
                                  "Serve Prometheus metrics at /metrics.")
     log_level: str = _env("LOG_LEVEL", _text, "INFO", "service", "Python log level.")
     extra: Mapping[str, Any] = field(default_factory=dict, metadata={"internal": True})
