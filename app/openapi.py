@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from app.ai.languages import LANGUAGES
 from app.fields import FEATHER_FIELDS, FLUX_FIELDS, Field, parse_bool, parse_float, parse_int
 from feather_core.formats import INPUT_NAMES, OUTPUT_NAMES
 from feather_core.options import MODES, OUTPUT_CHOICES, POSITIONS
@@ -48,10 +49,6 @@ _DESCRIPTIONS = {
     "watermarkOpacity": "Watermark opacity, 0 (transparent) to 100.",
     "watermarkPosition": "Watermark position.",
 }
-
-_LANGUAGES = ("English", "Español", "Català", "Français", "Deutsch", "Italiano", "Português",
-              "Nederlands", "Polski", "Русский", "中文", "日本語", "한국어", "Arabic", "Hindi")
-
 
 def _field_schema(field: Field) -> Schema:
     schema: Schema
@@ -145,7 +142,7 @@ _FLUX_EXTRA: dict[str, Schema] = {
     "sessionId": {"type": "string", "description": "Groups the results of one session."},
     "autoAltText": {"type": "boolean", "description": "AI alt text (paid plan, 1 credit)."},
     "autoRenameSEO": {"type": "boolean", "description": "AI SEO file name (paid plan)."},
-    "language": {"type": "string", "enum": list(_LANGUAGES)},
+    "language": {"type": "string", "enum": list(LANGUAGES)},
     "aiContext": {"type": "string"},
     "seoKeywords": {"type": "string"},
 }
