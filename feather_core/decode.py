@@ -80,8 +80,9 @@ def open_source(data: bytes, limits: Limits, deadline: Deadline | None = None) -
     declared = declared_size(fmt, data)
     if declared is not None and declared[0] * declared[1] > limits.max_pixels:
         raise TooManyPixels(_too_many(limits))
-    if fmt == "gif":
-        gif_frames(data, limits.max_frames, limits.max_pixels)
+    # A GIF's frames are counted (and capped) from its blocks, so Pillow need not walk
+    # them again below.
+    counted = gif_frames(data, limits.max_frames, limits.max_pixels) if fmt == "gif" else None
     pillow_id: str | None = "PNG"
     if fmt == "svg":
         data = svg.rasterize(data, limits, deadline)
@@ -104,7 +105,7 @@ def open_source(data: bytes, limits: Limits, deadline: Deadline | None = None) -
         raise InvalidImage("The image has no pixels")
     if width * height > limits.max_pixels:
         raise TooManyPixels(_too_many(limits))
-    frames = _count_frames(image, fmt, limits)
+    frames = counted or _count_frames(image, fmt, limits)
     if width * height * frames > limits.max_pixels:
         raise TooManyPixels(_too_many(limits))
     return Source(fmt, image, frames, _orientation(image))
