@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 
 from PIL import Image, UnidentifiedImageError
@@ -17,9 +18,18 @@ _MAX_WATERMARK_PIXELS = 25_000_000
 
 
 def load_mark(mark: Watermark) -> Image.Image:
-    """Decode the watermark file to RGBA, refusing anything that is not a small image."""
+    """Decode the watermark file to RGBA, refusing anything that is not a small image.
+
+    Every image of a batch carries the same watermark bytes, so the decoded mark is kept
+    for the next call; callers must treat it as read-only (``watermark`` only resizes it).
+    """
+    return _decoded_mark(mark.image)
+
+
+@functools.lru_cache(maxsize=8)
+def _decoded_mark(data: bytes) -> Image.Image:
     try:
-        image = Image.open(io.BytesIO(mark.image), formats=["PNG", "WEBP", "JPEG", "GIF"])
+        image = Image.open(io.BytesIO(data), formats=["PNG", "WEBP", "JPEG", "GIF"])
         if image.width * image.height > _MAX_WATERMARK_PIXELS:
             raise InvalidOptions("The watermark image is too large",
                                  {"watermarkFile": "has too many pixels"})
