@@ -73,15 +73,22 @@ def sweep_outputs(settings: Settings) -> int:
     return sweep_now(store_for(settings), settings)
 
 
-keys_group = AppGroup("keys", help="Create, list, roll, revoke and top up API keys; plans.")
+class _KeysGroup(AppGroup):
+    """A command group where an AccountsError (unknown key, unknown plan...) becomes the
+    command's error message and exit status 1, in one place for every command."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except AccountsError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+keys_group = _KeysGroup("keys", help="Create, list, roll, revoke and top up API keys; plans.")
 
 
 def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M") if moment else "-"
-
-
-def _fail(exc: AccountsError) -> None:
-    raise click.ClickException(str(exc))
 
 
 @keys_group.command("create")
@@ -89,11 +96,7 @@ def _fail(exc: AccountsError) -> None:
 @click.option("--name", default="", help="Who the key is for.")
 def create_command(plan: str, name: str) -> None:
     """Create a key and print it (only this once)."""
-    try:
-        info, raw = create_key(current_settings(), plan, name)
-    except AccountsError as exc:
-        _fail(exc)
-        return
+    info, raw = create_key(current_settings(), plan, name)
     click.echo(raw)
     click.echo(f"key {info.id} ({info.prefix}…) on plan {info.plan}: store it now, "
                "it cannot be shown again", err=True)
@@ -121,11 +124,7 @@ def list_command() -> None:
 @click.argument("key")
 def roll_command(key: str) -> None:
     """Replace KEY (id or prefix) with a new secret; the old one stops working now."""
-    try:
-        info, raw = roll_key(current_settings(), key)
-    except AccountsError as exc:
-        _fail(exc)
-        return
+    info, raw = roll_key(current_settings(), key)
     click.echo(raw)
     click.echo(f"key {info.id} rolled: the old key no longer works", err=True)
 
@@ -134,11 +133,7 @@ def roll_command(key: str) -> None:
 @click.argument("key")
 def revoke_command(key: str) -> None:
     """Revoke KEY (id or prefix) for good."""
-    try:
-        info = revoke_key(current_settings(), key)
-    except AccountsError as exc:
-        _fail(exc)
-        return
+    info = revoke_key(current_settings(), key)
     click.echo(f"key {info.id} ({info.prefix}…) revoked")
 
 
@@ -147,11 +142,7 @@ def revoke_command(key: str) -> None:
 @click.argument("credits", type=click.IntRange(min=1))
 def topup_command(key: str, credits: int) -> None:
     """Add CREDITS AI credits to KEY; they never expire and are used after the monthly ones."""
-    try:
-        info = topup_key(current_settings(), key, credits)
-    except AccountsError as exc:
-        _fail(exc)
-        return
+    info = topup_key(current_settings(), key, credits)
     click.echo(f"key {info.id}: {info.ai_topup_credits} top-up AI credits")
 
 
@@ -160,11 +151,7 @@ def topup_command(key: str, credits: int) -> None:
 @click.argument("plan")
 def set_plan_command(key: str, plan: str) -> None:
     """Move KEY to PLAN."""
-    try:
-        info = change_key_plan(current_settings(), key, plan)
-    except AccountsError as exc:
-        _fail(exc)
-        return
+    info = change_key_plan(current_settings(), key, plan)
     click.echo(f"key {info.id} is now on plan {info.plan}")
 
 
@@ -194,12 +181,8 @@ def plan_command(name: str, compressions: str | None, ai_credits: int | None,
             limit = int(compressions)
         else:
             raise click.BadParameter("a number or 'unlimited'", param_hint="--compressions")
-    try:
-        plan = set_plan(current_settings(), name, compressions=limit, ai_credits=ai_credits,
-                        paid=paid)
-    except AccountsError as exc:
-        _fail(exc)
-        return
+    plan = set_plan(current_settings(), name, compressions=limit, ai_credits=ai_credits,
+                    paid=paid)
     shown = "unlimited" if plan.monthly_compressions is None else plan.monthly_compressions
     click.echo(f"plan {plan.name}: {shown} compressions, {plan.monthly_ai_credits} AI "
                f"credits a month, {'paid' if plan.paid else 'free'}")
