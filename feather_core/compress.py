@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from feather_core import pipeline
@@ -75,8 +74,6 @@ def compress(data: bytes, options: CompressOptions, limits: Limits | None = None
     out = resolve_output(options, source)
     settings = EncodeSettings.from_options(options)
     untouched = _asks_nothing_but_compression(options, source, out)
-    # Measured before decoding: a reduced-scale JPEG decode changes the source's size.
-    edited_size = _edited_size(source, options)
 
     if untouched and options.target_bytes and len(data) <= options.target_bytes:
         passthrough = _passthrough(data, source, options)
@@ -92,7 +89,7 @@ def compress(data: bytes, options: CompressOptions, limits: Limits | None = None
     deadline.check()
     job = Job(options, out)
     picture = pipeline.run(picture, job, deadline)
-    resized = picture.size != edited_size
+    resized = picture.resized
     deadline.check()
 
     encoder = ENCODERS[out.name]
@@ -138,26 +135,6 @@ def _size_estimate(data: bytes, source: Source, options: CompressOptions, out: F
     width, height = source.size
     shrink = picture.size[0] * picture.size[1] / (width * height)
     return anchor[0], anchor[1] * shrink ** PIXEL_EXPONENT
-
-
-def _edited_size(source: Source, options: CompressOptions) -> tuple[int, int]:
-    """The size the edits alone would give, to tell whether a resize happened."""
-    width, height = source.size
-    crop = options.edits.crop
-    if crop is not None:
-        width = min(width, crop.x + crop.width) - crop.x
-        height = min(height, crop.y + crop.height) - crop.y
-    degrees = options.edits.rotate % 360
-    if degrees in (90, 270):
-        width, height = height, width
-    elif degrees:
-        radians = math.radians(degrees)
-        cos, sin = abs(math.cos(radians)), abs(math.sin(radians))
-        width, height = (
-            math.ceil(width * cos + height * sin - 1e-6),
-            math.ceil(width * sin + height * cos - 1e-6),
-        )
-    return width, height
 
 
 def _asks_nothing_but_compression(options: CompressOptions, source: Source, out: Format) -> bool:

@@ -26,6 +26,8 @@ class Picture:
     # The upright size these frames stand for when they were decoded at a reduced
     # JPEG scale; resize decisions use it so dimensions match a full-size decode.
     nominal_size: tuple[int, int] | None = None
+    # Set by the resize step when maxWidth/maxHeight made the picture smaller.
+    resized: bool = False
 
     @property
     def first(self) -> Image.Image:

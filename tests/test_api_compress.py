@@ -247,3 +247,16 @@ def test_convert_applies_the_same_fields(client: FlaskClient, jpeg: bytes) -> No
     out = open_image(r.data)
     assert out.format == "WEBP" and out.size == (200, 150)
     assert r.headers["X-Output-Quality"] == "60"
+
+
+@pytest.mark.parametrize(("fields", "resized"), [
+    ({"rotate": 33, "cropX": 10, "cropY": 10, "cropWidth": 300, "cropHeight": 200}, "false"),
+    ({"rotate": 33, "maxWidth": 200}, "true"),
+    ({"maxWidth": 400}, "true"),  # exactly half: the JPEG is decoded at that size directly
+])
+def test_resized_means_max_width_or_height_shrank_it(client: FlaskClient, jpeg: bytes,
+                                                       fields: dict[str, int],
+                                                       resized: str) -> None:
+    r = post_image(client, jpeg, **fields)
+    assert r.status_code == 200
+    assert r.headers["X-Resized"] == resized

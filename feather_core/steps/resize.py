@@ -34,6 +34,8 @@ def resize_frame(frame: Image.Image, size: tuple[int, int]) -> Image.Image:
 def resize(picture: Picture, job: Job) -> Picture:
     """Apply maxWidth/maxHeight to the full-size dimensions."""
     target = fit_within(picture.logical_size, job.options.max_width, job.options.max_height)
-    if target == picture.size:
-        return replace(picture, nominal_size=None)
-    return replace(picture.map(lambda frame: resize_frame(frame, target)), nominal_size=None)
+    # A reduced-scale JPEG decode may already have the target size: resized all the same.
+    shrunk = target != picture.logical_size
+    if target != picture.size:
+        picture = picture.map(lambda frame: resize_frame(frame, target))
+    return replace(picture, nominal_size=None, resized=picture.resized or shrunk)
