@@ -60,7 +60,7 @@ test: deps browser-deps ## Run the whole test suite
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 lint: deps ## ruff and mypy --strict on feather_core
-	$(VENV)/bin/ruff check app feather_core tests
+	$(VENV)/bin/ruff check feather_core feather_server feather_cli tests bench tools fuzz
 	$(VENV)/bin/mypy
 
 PEER := bench/sharp-peer

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import text
 
-from app.accounts.models import Base
+from feather_server.accounts.models import Base
 
 # Any number; all Feather hosts take the same PostgreSQL advisory lock while migrating.
 _MIGRATION_LOCK = 7_361_042

@@ -27,7 +27,7 @@ def postgres_database() -> Iterator[str]:
     try:
         yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
     finally:
-        from app.accounts import database
+        from feather_server.accounts import database
 
         for url in list(database._databases):
             if url.endswith("/" + name):

@@ -7,8 +7,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app import create_app
-from app.settings import Settings
+from feather_server import create_app
+from feather_server.settings import Settings
 from tests.server import GunicornServer
 
 

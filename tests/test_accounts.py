@@ -11,12 +11,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import text
 
-from app import create_app
-from app.accounts import accounting
-from app.accounts.database import database_for
-from app.keys_cli import create_key, revoke_key, roll_key, set_plan, topup_key
-from app.settings import Settings
-from app.views.batch import AI_DESCRIBER, AiAnswer, AiAsk
+from feather_server import create_app
+from feather_server.accounts import accounting
+from feather_server.accounts.database import database_for
+from feather_cli.keys import create_key, revoke_key, roll_key, set_plan, topup_key
+from feather_server.settings import Settings
+from feather_server.api.batch import AI_DESCRIBER, AiAnswer, AiAsk
 from tests.accounts_fixtures import database_url  # noqa: F401 - fixture
 from tests.images import encode, photo
 

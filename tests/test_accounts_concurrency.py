@@ -7,8 +7,8 @@ from pathlib import Path
 
 import requests
 
-from app.keys_cli import create_key, set_plan
-from app.settings import Settings
+from feather_cli.keys import create_key, set_plan
+from feather_server.settings import Settings
 from tests.accounts_fixtures import database_url  # noqa: F401 - fixture
 from tests.images import encode, photo
 from tests.server import GunicornServer

@@ -16,9 +16,9 @@ from flask.testing import FlaskClient
 from PIL import Image
 from werkzeug.test import TestResponse
 
-from app import create_app
-from app.keys_cli import create_key, set_plan, topup_key
-from app.settings import Settings
+from feather_server import create_app
+from feather_cli.keys import create_key, set_plan, topup_key
+from feather_server.settings import Settings
 from tests.accounts_fixtures import database_url  # noqa: F401 - fixture
 from tests.ai_server import ANSWERS, AiServer
 from tests.helpers import open_image

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.ai.parse import RawAnswer, UnusableAnswer, parse_answer
+from feather_server.ai.parse import RawAnswer, UnusableAnswer, parse_answer
 
 GOOD = RawAnswer("Red shoes on white", "red shoes")
 

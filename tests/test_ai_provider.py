@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 from PIL import Image
 
-from app.ai.describe import DescribeFailed, Describer
-from app.ai.provider import ChatProvider, ProviderConfig, ProviderError
+from feather_server.ai.describe import DescribeFailed, Describer
+from feather_server.ai.provider import ChatProvider, ProviderConfig, ProviderError
 from tests.ai_server import AiServer
 from tests.images import encode, photo
 

@@ -11,8 +11,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app import create_app
-from app.settings import Settings
+from feather_server import create_app
+from feather_server.settings import Settings
 from tests.api import post_image
 from tests.images import encode, photo
 
@@ -152,7 +152,7 @@ def test_encoder_failure_is_processing_failed(app: Flask, monkeypatch: pytest.Mo
 
 def test_unexpected_errors_are_internal_error(app: Flask, monkeypatch: pytest.MonkeyPatch,
                                               caplog: pytest.LogCaptureFixture) -> None:
-    from app.views import compress as view
+    from feather_server.api import compress as view
 
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("secret internal detail")

@@ -12,8 +12,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from app import create_app
-from app.settings import Settings
+from feather_server import create_app
+from feather_server.settings import Settings
 from tests.helpers import assert_image_similar, close, open_image, pixel
 from tests.images import encode, photo
 
@@ -153,7 +153,7 @@ def test_tampered_link_is_403_and_expired_is_410(client: FlaskClient, app: Flask
     assert other_object.status_code == 403
     path = urlsplit(url).path
     with app.app_context():
-        from app.storage import current_signer
+        from feather_server.storage import current_signer
 
         signed_path = path.removeprefix("/api/")
         query = current_signer().query(signed_path, 1_000)

@@ -21,7 +21,7 @@ from tests.images import animated_gif, encode, marked, photo, with_orientation
 from tests.server import ROOT, free_port
 
 _SCRIPT = Path(sys.executable).with_name("feather")
-FEATHER = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "app.cli"]
+FEATHER = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "feather_cli.main"]
 
 
 def feather(*args: str | Path, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:

@@ -9,8 +9,8 @@ import pytest
 import requests
 from flask import Response
 
-from app import create_app
-from app.settings import Settings
+from feather_server import create_app
+from feather_server.settings import Settings
 from tests.images import encode, photo
 from tests.server import GunicornServer
 

@@ -10,11 +10,11 @@ import pytest
 from flask import Flask, jsonify
 from flask.testing import FlaskClient
 
-from app.cli import cli
-from app.errors import STATUS_BY_CODE
-from app.settings import settings_table
-from app.settings_doc import BEGIN, END, markdown_table
-from app.views import docs
+from feather_cli.main import cli
+from feather_server.http.errors import STATUS_BY_CODE
+from feather_server.settings import settings_table
+from feather_server.settings_doc import BEGIN, END, markdown_table
+from feather_server.api import docs
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -67,7 +67,7 @@ SAMPLE: dict[str, Any] = {
 @pytest.fixture
 def sample_client() -> FlaskClient:
     """An app serving SAMPLE at /api/openapi.json, with the docs page."""
-    app = Flask("app")  # the app package's root, so its templates folder is used
+    app = Flask(__name__)
 
     @app.get("/api/openapi.json")
     def openapi() -> Any:
@@ -125,7 +125,7 @@ def test_readme_sections_in_order() -> None:
 def test_configuration_table_matches_the_settings() -> None:
     start = README.index(BEGIN) + len(BEGIN)
     table = README[start:README.index(END, start)].strip("\n") + "\n"
-    assert table == markdown_table(), "stale: run python -m app.settings_doc --write"
+    assert table == markdown_table(), "stale: run python -m feather_server.settings_doc --write"
     for name, _, _, _ in settings_table():
         assert f"`{name}`" in table
 

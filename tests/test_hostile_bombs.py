@@ -15,8 +15,8 @@ import pytest
 from flask.testing import FlaskClient
 from PIL import Image
 
-from app import create_app
-from app.settings import Settings
+from feather_server import create_app
+from feather_server.settings import Settings
 from feather_core.errors import TooManyPixels
 from feather_core.frames import gif_frames
 from feather_core.options import Limits

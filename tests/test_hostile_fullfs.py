@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from app.keys_cli import create_key
-from app.settings import Settings
+from feather_cli.keys import create_key
+from feather_server.settings import Settings
 from tests.helpers import open_image
 from tests.images import encode, photo
 from tests.server import GunicornServer

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from app import create_app
-from app.settings import Settings
+from feather_server import create_app
+from feather_server.settings import Settings
 
 
 def test_keys_commands(settings: Settings) -> None:

@@ -18,8 +18,8 @@ import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app import create_app
-from app.settings import Settings
+from feather_server import create_app
+from feather_server.settings import Settings
 from tests.model_fixtures import (
     describe,
     expected_matte,

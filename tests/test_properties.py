@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.datastructures import MultiDict
 
-from app import create_app
-from app.fields import FEATHER_FIELDS, FLUX_FIELDS, feather_options, flux_options
-from app.settings import Settings
+from feather_server import create_app
+from feather_server.schema import FEATHER_FIELDS, FLUX_FIELDS, feather_options, flux_options
+from feather_server.settings import Settings
 from feather_core.errors import InvalidOptions
 from tests.images import encode, photo
 

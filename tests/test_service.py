@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from app.settings import Settings, settings_table
+from feather_server.settings import Settings, settings_table
 from tests.helpers import open_image
 from tests.images import encode, photo
 from tests.server import ROOT, GunicornServer

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from app.settings import Settings, SettingsError, settings_table
+from feather_server.settings import Settings, SettingsError, settings_table
 
 
 def test_defaults_match_the_documents() -> None:

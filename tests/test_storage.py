@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from app import create_app
-from app.keys_cli import create_key, sweep_outputs
-from app.settings import Settings
-from app.storage.base import StoreError
-from app.storage.local import LocalStore
-from app.storage.signing import load_secret
+from feather_server import create_app
+from feather_cli.keys import create_key, sweep_outputs
+from feather_server.settings import Settings
+from feather_server.storage.base import StoreError
+from feather_server.storage.local import LocalStore
+from feather_server.storage.signing import load_secret
 from tests.images import encode, photo
 
 JPEG = encode(photo(64, 48), "JPEG")

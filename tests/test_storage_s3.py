@@ -15,9 +15,9 @@ import pytest
 import requests
 from botocore.config import Config
 
-from app import create_app
-from app.settings import Settings
-from app.storage.s3 import S3Store
+from feather_server import create_app
+from feather_server.settings import Settings
+from feather_server.storage.s3 import S3Store
 from tests.helpers import open_image
 from tests.images import encode, photo
 from tests.s3server import ACCESS_KEY, SECRET_KEY, SeaweedS3

@@ -5,9 +5,9 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from app import create_app
-from app.keys_cli import create_key, topup_key
-from app.settings import Settings
+from feather_server import create_app
+from feather_cli.keys import create_key, topup_key
+from feather_server.settings import Settings
 from tests.images import encode, photo
 
 

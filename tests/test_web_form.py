@@ -356,8 +356,8 @@ def test_background_removal_in_the_browser(browser: Browser, model_server: Gunic
 
 
 def test_alt_text_and_seo_names_with_a_key(browser: Browser, tmp_path: Path) -> None:
-    from app.keys_cli import create_key
-    from app.settings import Settings
+    from feather_cli.keys import create_key
+    from feather_server.settings import Settings
     from tests.ai_server import ANSWERS, AiServer
 
     data_dir = tmp_path / "var"

@@ -1,0 +1,135 @@
+"""Outputs in a local folder: DATA_DIR/outputs/<scope>/<id>.bin plus <id>.json.
+
+Writes are atomic: the bytes and then the record are written to temporary files in
+the same folder and renamed into place, record last, so a reader that finds the
+record finds the whole file; a failed write removes its temporaries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from feather_server.settings import Settings
+from feather_server.storage.base import StoredObject, StoreError, new_object_id
+
+# Temporaries older than this belong to a write that died with its worker.
+_STALE_TEMP_SECONDS = 3600
+
+
+class LocalStore:
+    """A folder of stored outputs, served by Feather's signed download URLs."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LocalStore:
+        return cls(Path(settings.data_dir) / "outputs")
+
+    def _folder(self, scope: str) -> Path:
+        if not scope.isalnum():
+            raise StoreError("bad scope")
+        return self.root / scope
+
+    def put(self, scope: str, data: bytes, name: str, mime: str, expires: int) -> StoredObject:
+        obj = StoredObject(scope=scope, object_id=new_object_id(), name=name, mime=mime,
+                           size=len(data), expires=expires)
+        folder = self._folder(scope)
+        record = json.dumps({"name": name, "mime": mime, "size": len(data),
+                             "expires": expires}).encode()
+        temps: list[str] = []
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            for suffix, payload in ((".bin", data), (".json", record)):
+                fd, temp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=suffix)
+                temps.append(temp)
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(payload)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            os.replace(temps[0], folder / f"{obj.object_id}.bin")
+            os.replace(temps[1], folder / f"{obj.object_id}.json")
+        except OSError as exc:
+            for temp in temps:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp)
+            with contextlib.suppress(OSError):
+                os.unlink(folder / f"{obj.object_id}.bin")
+            raise StoreError(f"could not store the output: {exc.strerror or exc}") from exc
+        return obj
+
+    def _record(self, scope: str, object_id: str) -> StoredObject | None:
+        if not object_id.isalnum():
+            return None
+        try:
+            raw = json.loads((self._folder(scope) / f"{object_id}.json").read_bytes())
+        except (OSError, ValueError, StoreError):
+            return None
+        return StoredObject(scope=scope, object_id=object_id, name=raw["name"],
+                            mime=raw["mime"], size=raw["size"], expires=raw["expires"])
+
+    def get(self, scope: str, object_id: str) -> tuple[StoredObject, bytes] | None:
+        obj = self._record(scope, object_id)
+        if obj is None:
+            return None
+        try:
+            return obj, (self._folder(scope) / f"{object_id}.bin").read_bytes()
+        except OSError:
+            return None
+
+    def read(self, obj: StoredObject) -> bytes | None:
+        try:
+            return (self._folder(obj.scope) / f"{obj.object_id}.bin").read_bytes()
+        except (OSError, StoreError):
+            return None
+
+    def list(self, scope: str) -> list[StoredObject]:
+        try:
+            folder = self._folder(scope)
+            entries = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime)
+        except (OSError, StoreError):
+            return []
+        found = (self._record(scope, entry.stem) for entry in entries)
+        return [obj for obj in found if obj is not None]
+
+    def download_url(self, obj: StoredObject, feather_url: str) -> str:
+        return feather_url
+
+    def path_of(self, obj: StoredObject) -> Path:
+        return self._folder(obj.scope) / f"{obj.object_id}.bin"
+
+    def sweep(self, now: float | None = None) -> int:
+        now = time.time() if now is None else now
+        deleted = 0
+        if not self.root.is_dir():
+            return 0
+        for folder in self.root.iterdir():
+            if not folder.is_dir():
+                continue
+            for record in folder.glob("*.json"):
+                obj = self._record(folder.name, record.stem)
+                if obj is not None and obj.expires >= now:
+                    continue
+                # The record goes first: without it the object is already invisible.
+                with contextlib.suppress(OSError):
+                    record.unlink()
+                with contextlib.suppress(OSError):
+                    (folder / f"{record.stem}.bin").unlink()
+                deleted += 1
+            for temp in folder.glob(".tmp-*"):
+                with contextlib.suppress(OSError):
+                    if now - temp.stat().st_mtime > _STALE_TEMP_SECONDS:
+                        temp.unlink()
+            for orphan in folder.glob("*.bin"):
+                with contextlib.suppress(OSError):
+                    if (not (folder / f"{orphan.stem}.json").exists()
+                            and now - orphan.stat().st_mtime > _STALE_TEMP_SECONDS):
+                        orphan.unlink()
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only succeeds when empty
+        return deleted
