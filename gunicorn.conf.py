@@ -82,3 +82,19 @@ def post_fork(server, worker):  # type: ignore[no-untyped-def]
     from feather_core.allocator import keep_freed_memory
 
     keep_freed_memory()
+
+
+def post_worker_init(worker):  # type: ignore[no-untyped-def]
+    # Start this worker's job processes now, not on its first request (their fork
+    # server imports the codecs once, which takes a moment).
+    from feather_server.services import processing
+    from feather_server.settings import Settings
+
+    processing.warm_up(Settings.from_env())
+
+
+def worker_exit(server, worker):  # type: ignore[no-untyped-def]
+    # A worker that stops (recycled, reloaded, shut down) stops its job processes first.
+    from feather_server.services import processing
+
+    processing.shutdown()

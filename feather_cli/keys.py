@@ -1,16 +1,16 @@
-"""`flask --app wsgi keys ...` and `flask --app wsgi sweep`: keys, plans and expired outputs.
+"""`feather keys ...` and `feather sweep`: keys, plans and expired outputs.
 
-The plain functions below take ``Settings`` and return records, so the ``feather``
-console command can call them without Flask.
+The same commands run as `flask --app wsgi keys ...`: under Flask they use the app's
+settings, under `feather` the environment's. The plain functions below take
+``Settings`` and return records; nothing here imports Flask.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import click
-from flask import Flask
-from flask.cli import AppGroup, with_appcontext
 
 from feather_server.accounts import keys as key_ops
 from feather_server.accounts import plans as plan_ops
@@ -18,7 +18,7 @@ from feather_server.accounts.accounting import UsageReport, usage_report
 from feather_server.accounts.database import database_for
 from feather_server.accounts.keys import AccountsError, KeyInfo
 from feather_server.accounts.plans import PlanInfo
-from feather_server.settings import Settings, current_settings
+from feather_server.settings import Settings, SettingsError
 from feather_server.storage import store_for
 from feather_server.storage.sweeping import sweep_now
 
@@ -73,11 +73,24 @@ def sweep_outputs(settings: Settings) -> int:
     return sweep_now(store_for(settings), settings)
 
 
-class _KeysGroup(AppGroup):
+def current_settings() -> Settings:
+    """The settings of the app Flask's command line loaded, else the environment's."""
+    info = click.get_current_context().find_root().obj
+    load_app = getattr(info, "load_app", None)  # Flask's ScriptInfo, without importing Flask
+    if callable(load_app):
+        settings: Settings = load_app().config["FEATHER"]
+        return settings
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+class _KeysGroup(click.Group):
     """A command group where an AccountsError (unknown key, unknown plan...) becomes the
     command's error message and exit status 1, in one place for every command."""
 
-    def invoke(self, ctx: click.Context) -> object:
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except AccountsError as exc:
@@ -189,13 +202,13 @@ def plan_command(name: str, compressions: str | None, ai_credits: int | None,
 
 
 @click.command("sweep")
-@with_appcontext
 def sweep_command() -> None:
-    """Delete expired stored outputs now."""
+    """Delete expired stored outputs now (the service also sweeps on its own)."""
     deleted = sweep_outputs(current_settings())
     click.echo(f"{deleted} expired output(s) deleted")
 
 
-def init_app(app: Flask) -> None:
+def init_app(app: Any) -> None:
+    """Offer the same commands as `flask --app wsgi keys ...` and `... sweep`."""
     app.cli.add_command(keys_group)
     app.cli.add_command(sweep_command)

@@ -87,7 +87,7 @@ def compress(data: bytes, options: CompressOptions, limits: Limits | None = None
         shrink_to=_shrink_hint(options, source),
     )
     deadline.check()
-    job = Job(options, out)
+    job = Job(options, out, limits)
     picture = pipeline.run(picture, job, deadline)
     resized = picture.resized
     deadline.check()

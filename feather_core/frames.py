@@ -26,34 +26,41 @@ def _skip_sub_blocks(data: bytes, pos: int) -> int:
 def gif_frames(data: bytes, max_frames: int, max_pixels: int) -> int:
     """The number of frames of a GIF, counting no further than the caps allow.
 
-    Raises ``TooManyPixels`` when the GIF has more than ``max_frames`` frames or its
-    frames together declare more than ``max_pixels`` pixels. A truncated or
-    malformed stream is counted up to where it breaks (the decoder reports it later).
+    Raises ``TooManyPixels`` when the GIF has more than ``max_frames`` frames, or when
+    its frames, each decoded onto the canvas, would take more than ``max_pixels``
+    pixels. The canvas is the logical screen grown to hold every frame's placement, as
+    the decoder grows it: a frame placed outside a 1 × 1 screen makes a canvas as big
+    as its far corner. A truncated or malformed stream is counted up to where it breaks
+    (the decoder reports it later).
     """
     if len(data) < 13 or data[:6] not in (b"GIF87a", b"GIF89a"):
         return 1
+    width = int.from_bytes(data[6:8], "little")
+    height = int.from_bytes(data[8:10], "little")
     flags = data[10]
     pos = 13
     if flags & 0x80:
         pos += 3 << ((flags & 7) + 1)
     frames = 0
-    pixels = 0
     end = len(data)
     while pos < end:
         block = data[pos]
         if block == 0x2C:  # image descriptor
             if pos + 10 > end:
                 break
-            width = int.from_bytes(data[pos + 5 : pos + 7], "little")
-            height = int.from_bytes(data[pos + 7 : pos + 9], "little")
+            left = int.from_bytes(data[pos + 1 : pos + 3], "little")
+            top = int.from_bytes(data[pos + 3 : pos + 5], "little")
+            right = left + int.from_bytes(data[pos + 5 : pos + 7], "little")
+            bottom = top + int.from_bytes(data[pos + 7 : pos + 9], "little")
+            width, height = max(width, right), max(height, bottom)
             local = data[pos + 9]
             frames += 1
-            pixels += width * height
             if frames > max_frames:
                 raise TooManyPixels(f"The animation has more than {max_frames:,} frames")
-            if pixels > max_pixels:
+            if width * height * frames > max_pixels:
                 raise TooManyPixels(
-                    f"The image has more than {max_pixels:,} pixels (all frames counted)")
+                    f"The image has more than {max_pixels:,} pixels (all frames counted, "
+                    f"each on its {width:,} × {height:,} canvas)")
             pos += 10
             if local & 0x80:
                 pos += 3 << ((local & 7) + 1)

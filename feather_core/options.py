@@ -1,7 +1,9 @@
 """Frozen option records. Building one validates it; nothing downstream re-checks.
 
 Field names in error details are the API's names (``quality``, ``cropWidth``...), so
-the HTTP layer and the command line report the same words.
+the HTTP layer and the command line report the same words. The ranges and defaults
+below are written once: the server's field schema, its OpenAPI document, the command
+line's options and the upload form's limits are all made from them.
 """
 
 from __future__ import annotations
@@ -12,12 +14,41 @@ from dataclasses import dataclass, field
 from feather_core.errors import InvalidOptions
 from feather_core.formats import OUTPUT_NAMES
 
+
+@dataclass(frozen=True)
+class Range:
+    """An inclusive range of allowed values."""
+
+    low: float
+    high: float
+
+    def __contains__(self, value: object) -> bool:
+        return isinstance(value, (int, float)) and self.low <= value <= self.high
+
+    @property
+    def message(self) -> str:
+        return f"must be between {self.low:g} and {self.high:g}"
+
+
 OUTPUT_CHOICES = ("auto", *OUTPUT_NAMES)
 MODES = ("final", "preview")
 POSITIONS = ("TL", "TC", "TR", "ML", "MC", "MR", "BL", "BC", "BR")
 
+QUALITY = Range(1, 100)
+EFFORT = Range(0, 9)
+ROTATE = Range(-360, 360)
+BRIGHTNESS = Range(0.1, 3)
+SATURATION = Range(0, 3)
+CONTRAST = Range(0.1, 3)
+BLUR = Range(0, 10)
+WATERMARK_SCALE = Range(5, 50)
+WATERMARK_OPACITY = Range(0, 100)
+
 DEFAULT_QUALITY = 80
 DEFAULT_EFFORT = 4
+DEFAULT_WATERMARK_SCALE = 20.0
+DEFAULT_WATERMARK_OPACITY = 80.0
+DEFAULT_WATERMARK_POSITION = "BR"
 
 
 class _Checker:
@@ -26,13 +57,13 @@ class _Checker:
     def __init__(self) -> None:
         self.errors: dict[str, str] = {}
 
-    def range(self, name: str, value: float | None, low: float, high: float) -> None:
+    def range(self, name: str, value: float | None, bounds: Range) -> None:
         if value is None:
             return
         if isinstance(value, float) and not math.isfinite(value):
             self.errors[name] = "must be a finite number"
-        elif not low <= value <= high:
-            self.errors[name] = f"must be between {low:g} and {high:g}"
+        elif value not in bounds:
+            self.errors[name] = bounds.message
 
     def positive(self, name: str, value: int | None) -> None:
         if value is not None and value < 1:
@@ -84,11 +115,11 @@ class Edits:
 
     def __post_init__(self) -> None:
         check = _Checker()
-        check.range("rotate", self.rotate, -360, 360)
-        check.range("brightness", self.brightness, 0.1, 3)
-        check.range("saturation", self.saturation, 0, 3)
-        check.range("contrast", self.contrast, 0.1, 3)
-        check.range("blur", self.blur, 0, 10)
+        check.range("rotate", self.rotate, ROTATE)
+        check.range("brightness", self.brightness, BRIGHTNESS)
+        check.range("saturation", self.saturation, SATURATION)
+        check.range("contrast", self.contrast, CONTRAST)
+        check.range("blur", self.blur, BLUR)
         check.raise_if_any()
 
     @property
@@ -102,14 +133,14 @@ class Watermark:
     """An overlay image, placed after resize and before encode."""
 
     image: bytes
-    scale: float = 20  # percent of the base width
-    opacity: float = 80  # percent
-    position: str = "BR"
+    scale: float = DEFAULT_WATERMARK_SCALE  # percent of the base width
+    opacity: float = DEFAULT_WATERMARK_OPACITY  # percent
+    position: str = DEFAULT_WATERMARK_POSITION
 
     def __post_init__(self) -> None:
         check = _Checker()
-        check.range("watermarkScale", self.scale, 5, 50)
-        check.range("watermarkOpacity", self.opacity, 0, 100)
+        check.range("watermarkScale", self.scale, WATERMARK_SCALE)
+        check.range("watermarkOpacity", self.opacity, WATERMARK_OPACITY)
         check.choice("watermarkPosition", self.position, POSITIONS)
         check.raise_if_any()
 
@@ -144,13 +175,13 @@ class CompressOptions:
     def __post_init__(self) -> None:
         check = _Checker()
         check.choice("outputFormat", self.output_format, OUTPUT_CHOICES)
-        check.range("quality", self.quality, 1, 100)
+        check.range("quality", self.quality, QUALITY)
         check.positive("maxWidth", self.max_width)
         check.positive("maxHeight", self.max_height)
         if self.target_bytes is not None and self.target_bytes < 1:
             check.errors["targetMB"] = "must be greater than 0"
         check.choice("mode", self.mode, MODES)
-        check.range("effort", self.effort, 0, 9)
+        check.range("effort", self.effort, EFFORT)
         check.raise_if_any()
 
     @property

@@ -2,19 +2,16 @@
 
 The XML is parsed with defusedxml first (no entities, so no XXE and no billion
 laughs) and its canvas size is read and capped before anything is drawn. Drawing
-happens in a separate process with CPU-time and address-space limits and a wall
-clock timeout, because a hostile SVG (a ``<use>`` amplification bomb) can make
-cairo run for minutes and a thread cannot be stopped; a process can.
+happens in a job process (``feather_core.runner``) with a memory ceiling and a
+deadline, because a hostile SVG (a ``<use>`` amplification bomb) can make cairo run
+for minutes and a thread cannot be stopped; a process can.
 """
 
 from __future__ import annotations
 
 import math
 import re
-import resource
-import signal
-import subprocess
-import sys
+import time
 from collections.abc import Callable
 from xml.etree.ElementTree import Element
 
@@ -22,7 +19,7 @@ from defusedxml import ElementTree as SafeTree
 from defusedxml.common import DefusedXmlException
 
 from feather_core.deadline import Deadline
-from feather_core.errors import InvalidImage, ProcessingTimeout, TooManyPixels
+from feather_core.errors import InvalidImage, ProcessingFailed, ProcessingTimeout, TooManyPixels
 from feather_core.options import Limits
 
 _SVG_TAG = "{http://www.w3.org/2000/svg}svg"
@@ -146,38 +143,24 @@ def _view_box(value: str | None) -> tuple[float, float] | None:
     return w, h
 
 
-def _die_with_parent() -> None:
-    # If the worker is killed (kill -9, OOM) mid-render, the renderer must not live on.
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL)
-
-
-def child_limits(memory: int, seconds: float) -> Callable[[], None]:
-    """A ``preexec_fn`` capping the child's address space and CPU seconds.
-
-    The CPU limit is a second wall behind the wall-clock timeout: SIGXCPU ends a
-    child that spins even if the parent is somehow not waiting.
-    """
-
-    def apply() -> None:
-        _die_with_parent()
-        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-        cpu = math.ceil(seconds) + 1
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
-
-    return apply
-
-
 def rasterize(data: bytes, limits: Limits, deadline: Deadline | None = None) -> bytes:
-    """Render an SVG document to PNG bytes at its own size, within ``limits``."""
+    """Render an SVG document to PNG bytes at its own size, within ``limits``.
+
+    In a job process (``feather_core.runner``) the drawing happens right here: the
+    process is already killed at its deadline and held under its memory ceiling. Called
+    from anywhere else, the drawing goes to a job process of its own, so a hostile
+    drawing can never hold or exhaust the caller.
+    """
+    from feather_core import runner
+    from feather_core.svg_render import render_png
+
     root = _parse(data)
     width, height = _canvas_size(root)
     if width * height > limits.max_pixels:
         raise TooManyPixels(f"The SVG canvas has more than {limits.max_pixels:,} pixels")
     drawn_elements(root)
+    if runner.in_job_process():
+        return _checked(_render_here(render_png, data, width, height))
     timeout = _RENDER_TIMEOUT
     remaining = deadline.remaining() if deadline else None
     if remaining is not None:
@@ -186,16 +169,27 @@ def rasterize(data: bytes, limits: Limits, deadline: Deadline | None = None) -> 
         raise ProcessingTimeout("Processing took longer than the time allowed")
     # cairo keeps a few ARGB copies of the canvas; the floor covers Python and cairosvg.
     memory = _MEMORY_FLOOR + width * height * 16
+    job = runner.isolated(memory).submit_call(render_png, data, width, height,
+                                              expires_at=time.monotonic() + timeout)
     try:
-        done = subprocess.run(
-            [sys.executable, "-I", "-m", "feather_core.svg_render", str(width), str(height)],
-            input=data, capture_output=True, timeout=timeout,
-            preexec_fn=child_limits(memory, timeout), check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
+        return _checked(job.result())
+    except ProcessingTimeout as exc:
         raise ProcessingTimeout("Rendering the SVG took longer than the time allowed") from exc
-    if done.returncode != 0 or not done.stdout.startswith(b"\x89PNG"):
-        if done.returncode in (-9, -24):  # SIGKILL / SIGXCPU from the limits
-            raise ProcessingTimeout("Rendering the SVG took longer than the time allowed")
+    except (ProcessingFailed, TooManyPixels) as exc:
+        raise InvalidImage("The SVG could not be rendered") from exc
+
+
+def _render_here(render: Callable[[bytes, int, int], bytes], data: bytes, width: int,
+                 height: int) -> bytes:
+    try:
+        return render(data, width, height)
+    except MemoryError:
+        raise TooManyPixels("The SVG needs more memory than a job may use") from None
+    except Exception as exc:  # noqa: BLE001 - cairosvg raises anything on hostile drawings
+        raise InvalidImage("The SVG could not be rendered") from exc
+
+
+def _checked(png: object) -> bytes:
+    if not isinstance(png, bytes) or not png.startswith(b"\x89PNG"):
         raise InvalidImage("The SVG could not be rendered")
-    return done.stdout
+    return png

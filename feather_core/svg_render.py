@@ -1,14 +1,12 @@
-"""Child-process entry point: SVG on stdin, PNG on stdout. Run by ``feather_core.svg``.
+"""Drawing an SVG to PNG, in a job process. Run by ``feather_core.svg``.
 
 Fetches nothing: every external reference (file, http, another SVG, a CSS
 @import, a font) is replaced by an empty stand-in; only ``data:`` URIs embedded
-in the document are read. As a second wall, the process cannot open a socket.
+in the document are read. As a second wall, job processes cannot open a socket.
 """
 
 from __future__ import annotations
 
-import socket
-import sys
 from typing import Any
 
 # What an external reference becomes: an empty drawing, as cairosvg's own safe mode does.
@@ -24,30 +22,13 @@ def refuse_external(url: str, resource_type: str | None = None) -> Any:
     return EMPTY_SVG
 
 
-class _NoSocket(socket.socket):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        raise OSError("network access is disabled while rendering SVG")
-
-
-def _forbid_network() -> None:
-    socket.socket = _NoSocket  # type: ignore[misc]
-    socket.create_connection = _NoSocket
-
-
-def main() -> int:
-    _forbid_network()
+def render_png(svg: bytes, width: int, height: int) -> bytes:
+    """The PNG of ``svg`` drawn at ``width`` × ``height``; must run in a job process."""
     from cairosvg.surface import PNGSurface
 
-    width, height = int(sys.argv[1]), int(sys.argv[2])
-    svg = sys.stdin.buffer.read()
     # svg2png() does not pass url_fetcher through; Surface.convert hands it to the parser.
-    png = PNGSurface.convert(
+    png: bytes = PNGSurface.convert(
         bytestring=svg, output_width=width, output_height=height,
         url_fetcher=refuse_external, unsafe=False,
     )
-    sys.stdout.buffer.write(png)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return png

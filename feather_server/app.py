@@ -1,4 +1,4 @@
-"""The HTTP edge of Feather: parses, validates, authorises, responds."""
+"""The app factory: settings in, a Flask app with every part registered out."""
 
 from __future__ import annotations
 
@@ -16,16 +16,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__, static_folder=None)
     app.request_class = FeatherRequest
     app.config["FEATHER"] = settings
-    # Feather endpoints take one file plus a small watermark and the fields; the
-    # batch endpoint raises this per request. Werkzeug answers 413 from the
-    # Content-Length before reading the body.
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes + 2_000_000
     app.json.sort_keys = False  # type: ignore[attr-defined]
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
 
     from feather_cli import keys as keys_cli
-    from feather_server import accounts, ai, storage, web
+    from feather_server import storage, web
+    from feather_server.ai.describe import describer_for
     from feather_server.api import (
         batch,
         compress,
@@ -36,17 +33,19 @@ def create_app(settings: Settings | None = None) -> Flask:
         openapi,
         usage,
     )
-    from feather_server.http import cors, errors, observability, ratelimit
+    from feather_server.http import cors, errors, observability, policy, ratelimit
 
-    # One line per part; each part's init_app registers its hooks. Order matters only
-    # at the top: the request id and timing first, then errors, limits and CORS.
+    # One line per part; each part's init_app registers its hooks. Order matters at the
+    # top: the request id and timing first, then errors, body limits, rate limits, CORS.
     observability.init_app(app)
     errors.init_app(app)
+    policy.init_app(app)
     ratelimit.init_app(app)
     cors.init_app(app)
-    accounts.init_app(app)  # key auth and charging of the Feather endpoints
     storage.init_app(app)
-    ai.init_app(app)  # the batch view's AI describer, when AI_BASE_URL and AI_MODEL are set
+    describer = describer_for(settings)  # alt text and names, when the operator set AI_*
+    if describer is not None:
+        app.extensions[batch.AI_DESCRIBER] = describer
     keys_cli.init_app(app)
     for part in (health, compress, batch, downloads, usage, model, openapi, docs, web):
         app.register_blueprint(part.bp)

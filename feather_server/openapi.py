@@ -1,85 +1,52 @@
 """The OpenAPI 3.1 document of the whole API, served at GET /api/openapi.json.
 
 Written to match the two contracts (``feather-api.txt`` and the FluxImage compress
-document). Form fields, ranges and choices are read from ``feather_server.schema``, the one
-table the parser uses, so the document cannot drift from what the server accepts.
+document). Every form field, its type, range, choices, default and description comes
+from ``feather_server.schema``, the table the parser reads, so the document cannot
+drift from what the server accepts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from feather_server.ai.languages import LANGUAGES
-from feather_server.schema import FEATHER_FIELDS, FLUX_FIELDS, Field, parse_bool, parse_float, parse_int
 from feather_core.formats import INPUT_NAMES, OUTPUT_NAMES
-from feather_core.options import MODES, OUTPUT_CHOICES, POSITIONS
+from feather_server.schema import FEATHER, FLUX, Field, fields_of
 
 Schema = dict[str, Any]
 
-_CHOICES: dict[str, tuple[str, ...]] = {
-    "outputFormat": (*OUTPUT_CHOICES, "jpg"),
-    "format": ("webp", "avif", "jpg", "png", "jpeg"),
-    "mode": MODES,
-    "watermarkPosition": POSITIONS,
-}
+_TYPES = {"int": "integer", "float": "number", "bool": "boolean", "choice": "string",
+          "text": "string"}
 
-_DESCRIPTIONS = {
-    "outputFormat": "Output format; default auto (web formats kept, others become WebP).",
-    "format": "FluxImage output format; default webp.",
-    "quality": "Encoder quality (PNG is lossless whatever this says).",
-    "maxWidth": "Resize down so width ≤ this (preserves aspect, never enlarges).",
-    "maxHeight": "Resize down so height ≤ this (preserves aspect, never enlarges).",
-    "stripMetadata": "Strip EXIF/IPTC/XMP. Default true.",
-    "targetMB": "Target output size in MB (1 MB = 1,000,000 bytes).",
-    "mode": "final (default) or preview.",
-    "progressive": "Progressive JPEG.",
-    "effort": "WebP/AVIF effort knob.",
-    "cropX": "Crop rectangle on the oriented source (all four crop fields together).",
-    "rotate": "Degrees, ±360.",
-    "flip": "Vertical flip.",
-    "flop": "Horizontal flip.",
-    "brightness": "Brightness multiplier.",
-    "saturation": "Saturation multiplier.",
-    "contrast": "Contrast multiplier.",
-    "grayscale": "Convert to grayscale.",
-    "blur": "Gaussian blur sigma.",
-    "sharpen": "Apply default sharpen.",
-    "watermarkScale": "Watermark width as a percentage of the image width.",
-    "watermarkOpacity": "Watermark opacity, 0 (transparent) to 100.",
-    "watermarkPosition": "Watermark position.",
-}
 
-def _field_schema(field: Field) -> Schema:
-    schema: Schema
-    if field.parse is parse_bool:
-        schema = {"type": "boolean"}
-    elif field.parse is parse_int:
-        schema = {"type": "integer"}
-    elif field.parse is parse_float:
-        schema = {"type": "number"}
-    else:
-        schema = {"type": "string", "enum": list(_CHOICES[field.name])}
-    if field.low is not None and schema["type"] in ("integer", "number"):
-        schema["minimum"] = field.low
-    if field.high is not None and schema["type"] in ("integer", "number"):
-        schema["maximum"] = field.high
-    if field.name in _DESCRIPTIONS:
-        schema["description"] = _DESCRIPTIONS[field.name]
+def field_schema(field: Field) -> Schema:
+    """The JSON schema of one form field."""
+    schema: Schema = {"description": field.help}
+    if field.kind == "file":
+        schema.update(type="string", format="binary")
+        return schema
+    schema["type"] = _TYPES[field.kind]
+    if field.choices:
+        schema["enum"] = [*field.choices, *field.aliases]
+    if field.range is not None:
+        schema["minimum"] = field.range.low
+        schema["maximum"] = field.range.high
+    if field.max_length is not None:
+        schema["maxLength"] = field.max_length
+    if field.default is not None:
+        schema["default"] = field.default
     return schema
 
 
-def _form(fields: Mapping[str, Field], files: Schema, extra: Mapping[str, Schema]) -> Schema:
-    properties: Schema = {"file": files}
-    properties.update({name: _field_schema(f) for name, f in fields.items()})
-    properties["watermarkFile"] = {"type": "string", "format": "binary",
-                                   "description": "Image overlaid as a watermark (PNG with alpha)."}
-    properties.update(extra)
+def _form(dialect: str, files: Schema, *, exclude: tuple[str, ...] = ()) -> Schema:
+    properties: Schema = {name: field_schema(f) for name, f in fields_of(dialect).items()
+                          if name not in exclude}
+    properties["file"] = {**files, "description": properties["file"]["description"]}
     return {"type": "object", "required": ["file"], "properties": properties}
 
 
 _BINARY = {"type": "string", "format": "binary"}
-_IMAGE = {"type": "string", "format": "binary", "description": "Image to compress."}
+_IMAGE = {"type": "string", "format": "binary"}
 
 
 def _ref(name: str) -> Schema:
@@ -138,15 +105,6 @@ _OUTPUT_HEADERS = {
 
 _IMAGE_CONTENT = {f"image/{name}": {"schema": _BINARY} for name in OUTPUT_NAMES}
 
-_FLUX_EXTRA: dict[str, Schema] = {
-    "sessionId": {"type": "string", "description": "Groups the results of one session."},
-    "autoAltText": {"type": "boolean", "description": "AI alt text (paid plan, 1 credit)."},
-    "autoRenameSEO": {"type": "boolean", "description": "AI SEO file name (paid plan)."},
-    "language": {"type": "string", "enum": list(LANGUAGES)},
-    "aiContext": {"type": "string"},
-    "seoKeywords": {"type": "string"},
-}
-
 _SCHEMAS: dict[str, Schema] = {
     "Error": {
         "type": "object", "required": ["error"],
@@ -204,15 +162,15 @@ _SCHEMAS: dict[str, Schema] = {
 
 
 def _compress_operation(convert: bool) -> Schema:
-    form = _form(FEATHER_FIELDS, _IMAGE, {})
+    form = _form(FEATHER, _IMAGE, exclude=("targetMB",) if convert else ())
     if convert:
         form["required"] = ["file", "outputFormat"]
+        choices = form["properties"]["outputFormat"]
         form["properties"]["outputFormat"] = {
-            **form["properties"]["outputFormat"],
-            "enum": [c for c in _CHOICES["outputFormat"] if c != "auto"],
+            **{k: v for k, v in choices.items() if k != "default"},
+            "enum": [c for c in choices["enum"] if c != "auto"],
             "description": "Required, not auto.",
         }
-        form["properties"].pop("targetMB")
     ok_content: Schema = dict(_IMAGE_CONTENT)
     if not convert:
         ok_content["application/json"] = {"schema": _ref("BatchResponse")}
@@ -233,9 +191,8 @@ def _compress_operation(convert: bool) -> Schema:
 
 
 def _batch_operation() -> Schema:
-    files = {"oneOf": [_IMAGE, {"type": "array", "maxItems": 20, "items": _BINARY}],
-             "description": "Image file; repeat for up to 20."}
-    form = _form(FLUX_FIELDS, files, _FLUX_EXTRA)
+    files = {"oneOf": [_IMAGE, {"type": "array", "maxItems": 20, "items": _BINARY}]}
+    form = _form(FLUX, files)
     return {
         "summary": "FluxImage batch: up to 20 images, signed download URLs",
         "operationId": "batch",

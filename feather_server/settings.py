@@ -79,6 +79,13 @@ class Settings:
                            "Most frames an animation may have (422 above).")
     request_timeout_ms: int = _env("REQUEST_TIMEOUT_MS", _int_at_least(1), 30_000, "limits",
                                    "Processing time allowed per request (504 above).")
+    job_processes: int = _env("JOB_PROCESSES", _int_at_least(0), 0, "limits",
+                              "Job processes per gunicorn worker that decode, edit and "
+                              "encode images; 0: one per CPU.")
+    max_job_memory_mb: int = _env("MAX_JOB_MEMORY_MB", _int_at_least(0), 0, "limits",
+                                  "Memory one image job may use, in MiB, enforced by the "
+                                  "operating system; 0: 256 MiB plus 16 bytes per pixel of "
+                                  "MAX_PIXELS.")
     rate_limit_per_minute: int = _env("RATE_LIMIT_PER_MINUTE", _int_at_least(0), 60, "limits",
                                       "Requests per client IP per minute on working "
                                       "endpoints; 0 disables.")
@@ -168,6 +175,10 @@ class Settings:
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1_000_000)
+
+    @property
+    def job_process_count(self) -> int:
+        return self.job_processes or os.cpu_count() or 1
 
     @property
     def request_timeout(self) -> float:

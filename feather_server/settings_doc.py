@@ -42,7 +42,8 @@ def with_table(readme: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m feather_server.settings_doc", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m feather_server.settings_doc",
+                                     description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--write", nargs="?", const=str(README), metavar="README",
                         help="rewrite the table in this README (default: the project's)")

@@ -11,12 +11,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import text
 
+from feather_cli.keys import create_key, revoke_key, roll_key, set_plan, topup_key
 from feather_server import create_app
 from feather_server.accounts import accounting
 from feather_server.accounts.database import database_for
-from feather_cli.keys import create_key, revoke_key, roll_key, set_plan, topup_key
+from feather_server.ai.ask import AiAsk
+from feather_server.ai.describe import Description
+from feather_server.api.batch import AI_DESCRIBER
 from feather_server.settings import Settings
-from feather_server.api.batch import AI_DESCRIBER, AiAnswer, AiAsk
 from tests.accounts_fixtures import database_url  # noqa: F401 - fixture
 from tests.images import encode, photo
 
@@ -149,11 +151,11 @@ def test_ai_needs_a_paid_plan(acc_settings: Settings, acc_client: FlaskClient) -
 
 
 def _describer(calls: list[str]):  # type: ignore[no-untyped-def]
-    def describe(data: bytes, mime: str, name: str, ask: AiAsk) -> AiAnswer:
+    def describe(data: bytes, mime: str, name: str, ask: AiAsk) -> Description:
         calls.append(name)
         if name.startswith("fail"):
             raise RuntimeError("model down")
-        return AiAnswer(alt_text=f"A photo called {name} in {ask.language}",
+        return Description(alt_text=f"A photo called {name} in {ask.language}",
                         name="Red Running Shoes")
     return describe
 

@@ -16,8 +16,8 @@ from flask.testing import FlaskClient
 from PIL import Image
 from werkzeug.test import TestResponse
 
-from feather_server import create_app
 from feather_cli.keys import create_key, set_plan, topup_key
+from feather_server import create_app
 from feather_server.settings import Settings
 from tests.accounts_fixtures import database_url  # noqa: F401 - fixture
 from tests.ai_server import ANSWERS, AiServer

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from feather_core.errors import InvalidOptions
 from feather_server.ai.describe import cap_alt_text
 from feather_server.ai.languages import LANGUAGES, parse_language, written_in
 from feather_server.ai.names import MAX_STEM, NameBook, seo_stem
-from feather_core.errors import InvalidOptions
 
 SLUG = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 

@@ -11,9 +11,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from feather_core import CompressOptions, Limits
 from feather_server import create_app
 from feather_server.settings import Settings
 from tests.api import post_image
+from tests.faults import broken_encoders, jobs_with, slow_png_encoder
 from tests.images import encode, photo
 
 
@@ -136,14 +138,9 @@ def test_timeout_is_a_json_504(tmp_path: Path) -> None:
 
 def test_encoder_failure_is_processing_failed(app: Flask, monkeypatch: pytest.MonkeyPatch,
                                               caplog: pytest.LogCaptureFixture) -> None:
-    from feather_core import encode as encoders
-
-    def broken(*args: object, **params: object) -> None:
-        raise OSError("encoder exploded")
-
     data = encode(photo(50, 50), "PNG")
-    monkeypatch.setattr(encoders.Image.Image, "save", broken)
-    r = post_image(app.test_client(), data, "p.png")
+    with jobs_with(broken_encoders, monkeypatch):
+        r = post_image(app.test_client(), data, "p.png")
     assert r.status_code == 500
     _envelope(r.json, "PROCESSING_FAILED")
     assert "Traceback" not in r.get_data(as_text=True)
@@ -152,12 +149,12 @@ def test_encoder_failure_is_processing_failed(app: Flask, monkeypatch: pytest.Mo
 
 def test_unexpected_errors_are_internal_error(app: Flask, monkeypatch: pytest.MonkeyPatch,
                                               caplog: pytest.LogCaptureFixture) -> None:
-    from feather_server.api import compress as view
+    from feather_server.services import processing
 
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(view, "run_compress", boom)
+    monkeypatch.setattr(processing, "compress", boom)
     r = post_image(app.test_client(), encode(photo(50, 50), "PNG"), "p.png")
     assert r.status_code == 500
     _envelope(r.json, "INTERNAL_ERROR")
@@ -195,17 +192,13 @@ def test_a_step_that_overruns_still_answers_504_on_time(
 ) -> None:
     import time
 
-    from feather_core import encode as encoders
-
-    def slow_png(*args: object, **kwargs: object) -> bytes:
-        time.sleep(3)
-        return b""
-
-    monkeypatch.setitem(encoders.ENCODERS, "png", slow_png)
     app = create_app(Settings.from_env({}, data_dir=str(tmp_path), request_timeout_ms=300,
                                        rate_limit_per_minute=0))
-    started = time.monotonic()
-    r = post_image(app.test_client(), encode(photo(50, 50), "PNG"), "p.png", outputFormat="png")
+    with jobs_with(slow_png_encoder, monkeypatch) as runner:
+        runner.compress(encode(photo(8, 8), "JPEG"), CompressOptions(), Limits())  # started
+        started = time.monotonic()
+        r = post_image(app.test_client(), encode(photo(50, 50), "PNG"), "p.png",
+                       outputFormat="png")
     assert r.status_code == 504
     _envelope(r.json, "TIMEOUT")
     assert time.monotonic() - started < 2.5

@@ -250,7 +250,7 @@ def test_serve_runs_gunicorn(tmp_path: Path) -> None:
             try:
                 answer = requests.get(f"http://127.0.0.1:{port}/api/health", timeout=2)
                 break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 assert server.poll() is None, server.stderr.read() if server.stderr else ""
                 assert time.monotonic() < deadline, "feather serve did not start"
                 time.sleep(0.2)

@@ -13,7 +13,8 @@ CORE = Path(__file__).resolve().parent.parent / "feather_core"
 def test_importing_the_core_loads_no_web_framework() -> None:
     code = (
         "import sys, feather_core, feather_core.compress, feather_core.pipeline;"
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('flask', 'werkzeug', 'feather_server', 'feather_cli')];"
+        "bad = [m for m in sys.modules if m.split('.')[0] in"
+        " ('flask', 'werkzeug', 'feather_server', 'feather_cli')];"
         "print(','.join(bad))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -11,10 +11,10 @@ from flask import Flask, jsonify
 from flask.testing import FlaskClient
 
 from feather_cli.main import cli
+from feather_server.api import docs
 from feather_server.http.errors import STATUS_BY_CODE
 from feather_server.settings import settings_table
 from feather_server.settings_doc import BEGIN, END, markdown_table
-from feather_server.api import docs
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")

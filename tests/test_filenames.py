@@ -10,7 +10,7 @@ from urllib.parse import unquote
 import pytest
 from flask.testing import FlaskClient
 
-from feather_server.http.uploads import content_disposition
+from feather_server.filenames import content_disposition
 from tests.images import encode, photo
 from tests.server import GunicornServer
 

@@ -15,12 +15,12 @@ import pytest
 from flask.testing import FlaskClient
 from PIL import Image
 
-from feather_server import create_app
-from feather_server.settings import Settings
 from feather_core.errors import TooManyPixels
 from feather_core.frames import gif_frames
 from feather_core.options import Limits
 from feather_core.sniff import declared_size
+from feather_server import create_app
+from feather_server.settings import Settings
 from tests import hostile
 from tests.images import animated_gif, encode, photo
 

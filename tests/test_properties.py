@@ -16,13 +16,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.datastructures import MultiDict
 
-from feather_server import create_app
-from feather_server.schema import FEATHER_FIELDS, FLUX_FIELDS, feather_options, flux_options
-from feather_server.settings import Settings
 from feather_core.errors import InvalidOptions
+from feather_server import create_app
+from feather_server.schema import FEATHER, FLUX, compress_options, fields_of, read_values
+from feather_server.settings import Settings
 from tests.images import encode, photo
 
 PNG = encode(photo(12, 9), "PNG")
+FEATHER_FIELDS = fields_of(FEATHER, files=False)
+FLUX_FIELDS = fields_of(FLUX, files=False)
 
 _NUMBERS = st.one_of(
     st.integers(-10**6, 10**6).map(str),
@@ -94,7 +96,7 @@ def test_flux_dialect(property_app: Flask, fields: list[tuple[str, str]]) -> Non
 def test_feather_parser_raises_only_invalid_options(fields: list[tuple[str, str]],
                                                     convert: bool) -> None:
     try:
-        feather_options(MultiDict(fields), convert=convert)
+        compress_options(read_values(MultiDict(fields), FEATHER), FEATHER, convert=convert)
     except InvalidOptions as exc:
         assert exc.details and set(exc.details) <= set(FEATHER_FIELDS)
 
@@ -103,7 +105,7 @@ def test_feather_parser_raises_only_invalid_options(fields: list[tuple[str, str]
 @given(fields=_form(FLUX_FIELDS))
 def test_flux_parser_raises_only_invalid_options(fields: list[tuple[str, str]]) -> None:
     try:
-        flux_options(MultiDict(fields))
+        compress_options(read_values(MultiDict(fields), FLUX), FLUX)
     except InvalidOptions as exc:
         assert exc.details and set(exc.details) <= set(FLUX_FIELDS)
 

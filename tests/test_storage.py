@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from feather_server import create_app
 from feather_cli.keys import create_key, sweep_outputs
+from feather_server import create_app
 from feather_server.settings import Settings
 from feather_server.storage.base import StoreError
 from feather_server.storage.local import LocalStore

@@ -199,36 +199,6 @@ def test_render_that_overruns_the_deadline_is_killed() -> None:
     assert time.monotonic() - started < 5
 
 
-def test_render_runs_in_a_child_with_limits(monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: dict[str, object] = {}
-    real_run = svg.subprocess.run
-
-    def spy(args: list[str], **kwargs: object) -> object:
-        seen["args"] = args
-        seen["preexec"] = kwargs.get("preexec_fn")
-        seen["timeout"] = kwargs.get("timeout")
-        return real_run(args, **kwargs)  # type: ignore[call-overload]
-
-    monkeypatch.setattr(svg.subprocess, "run", spy)
-    png = svg.rasterize(f'<svg {SVG_NS} width="20" height="10"/>'.encode(), Limits())
-    assert png.startswith(b"\x89PNG")
-    assert "feather_core.svg_render" in seen["args"]  # type: ignore[operator]
-    assert callable(seen["preexec"]) and 0 < float(seen["timeout"]) <= 20  # type: ignore[arg-type]
-
-
-def test_child_limits_are_applied() -> None:
-    # Run the same limiter the renderer uses in a child that reports its own limits.
-    import subprocess
-    import sys
-
-    code = ("import resource;print(resource.getrlimit(resource.RLIMIT_AS)[0],"
-            "resource.getrlimit(resource.RLIMIT_CPU)[0])")
-    limiter = svg.child_limits(memory=700 * 1024 * 1024, seconds=3.0)
-    out = subprocess.run([sys.executable, "-c", code], preexec_fn=limiter, capture_output=True,
-                         text=True, check=True).stdout.split()
-    assert int(out[0]) == 700 * 1024 * 1024 and int(out[1]) == 4
-
-
 def test_too_many_pixels_for_a_small_budget() -> None:
     with pytest.raises(TooManyPixels):
         svg.rasterize(f'<svg {SVG_NS} width="200" height="200"/>'.encode(),

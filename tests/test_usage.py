@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from feather_server import create_app
 from feather_cli.keys import create_key, topup_key
+from feather_server import create_app
 from feather_server.settings import Settings
 from tests.images import encode, photo
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from PIL import Image
 
 from feather_core.picture import Picture
@@ -26,6 +28,7 @@ def rotate(picture: Picture, job: Job) -> Picture:
     if degrees in _RIGHT_ANGLES:
         op = _RIGHT_ANGLES[int(degrees)]
         return picture.map(lambda frame: frame.transpose(op))
+    job.claim(rotated_size(picture.size, degrees), len(picture.frames), "The rotated image")
     fill = job.fill
 
     def turn(frame: Image.Image) -> Image.Image:
@@ -42,3 +45,11 @@ def rotate(picture: Picture, job: Job) -> Picture:
                             fillcolor=colour)
 
     return picture.map(turn)
+
+
+def rotated_size(size: tuple[int, int], degrees: float) -> tuple[int, int]:
+    """The canvas that holds ``size`` turned by ``degrees`` (as Pillow's ``expand``)."""
+    width, height = size
+    angle = math.radians(degrees)
+    cos, sin = abs(math.cos(angle)), abs(math.sin(angle))
+    return math.ceil(width * cos + height * sin), math.ceil(width * sin + height * cos)

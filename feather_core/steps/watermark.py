@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import io
+import math
 
 from PIL import Image, UnidentifiedImageError
 
@@ -51,15 +52,27 @@ def place(base: tuple[int, int], mark: tuple[int, int], position: str) -> tuple[
 
 
 def watermark(picture: Picture, job: Job) -> Picture:
-    """Scale the mark to ``scale`` % of the base width and composite it at ``opacity``."""
+    """Scale the mark to ``scale`` % of the base width and composite it at ``opacity``.
+
+    Pixels are counted before they are made: the mark as decoded, and the mark as
+    scaled. Only the rows of the scaled mark that land on the image are made, so a thin,
+    tall mark (1 × 400 at 50 % of a wide photo) cannot grow into millions of rows.
+    """
     mark_options = job.options.watermark
     if mark_options is None:
         return picture
-    mark = load_mark(mark_options)
-    width, _ = picture.size
+    width, height = picture.size
+    source = load_mark(mark_options)
+    job.claim(source.size, what="The watermark")
     mark_width = max(1, round(width * mark_options.scale / 100))
-    mark_height = max(1, round(mark.height * mark_width / mark.width))
-    mark = mark.resize((mark_width, mark_height), Image.Resampling.LANCZOS)
+    mark_height = max(1, round(source.height * mark_width / source.width))
+    if mark_height > height:
+        # Keep the source rows that cover the image's height (plus one for the filter).
+        rows = min(source.height, math.ceil(height * source.height / mark_height) + 1)
+        source = source.crop((0, 0, source.width, rows))
+        mark_height = max(1, min(height, round(rows * mark_width / source.width)))
+    job.claim((mark_width, mark_height), what="The scaled watermark")
+    mark = source.resize((mark_width, mark_height), Image.Resampling.LANCZOS)
     if mark_options.opacity < 100:
         alpha = mark.getchannel("A").point(lambda a: round(a * mark_options.opacity / 100))
         mark.putalpha(alpha)

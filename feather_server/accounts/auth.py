@@ -1,20 +1,19 @@
 """Who is calling: an API key holder or an anonymous user, and what they may spend.
 
 Wrong, unknown and revoked keys all get the same 401, so a caller learns nothing
-about which keys exist.
+about which keys exist. Nothing here reads the request: the HTTP layer hands over
+the bearer token (``feather_server.http.policy``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import request
-
 from feather_server.accounts import accounting, keys
-from feather_server.accounts.database import Database, database_for
+from feather_server.accounts.database import database_for
 from feather_server.accounts.models import Plan
-from feather_server.http.errors import ApiError
-from feather_server.settings import current_settings
+from feather_server.errors import ApiError
+from feather_server.settings import Settings
 
 AI_NOT_AVAILABLE_MESSAGE = "AI features require a paid plan. Upgrade to Starter."
 NO_CREDITS_MESSAGE = ("You have used all your AI credits this month. "
@@ -44,35 +43,18 @@ class Caller:
         return self.anonymous or self.paid
 
 
-def current_db() -> Database:
-    settings = current_settings()
-    return database_for(settings)
-
-
 def unauthorized() -> ApiError:
     return ApiError("UNAUTHORIZED", "A valid API key is required", flux_error="Unauthorized",
                     headers={"WWW-Authenticate": 'Bearer realm="feather"'})
 
 
-def bearer_token() -> str | None:
-    header = request.headers.get("Authorization", "").strip()
-    if not header:
-        return None
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise unauthorized()
-    return token.strip()
-
-
-def authenticate() -> Caller:
-    """The caller of this request; 401 for a bad key, or for none in hosted mode."""
-    settings = current_settings()
-    token = bearer_token()
+def authenticate(token: str | None, settings: Settings) -> Caller:
+    """The caller holding ``token``; 401 for a bad key, or for none in hosted mode."""
     if token is None:
         if settings.require_api_key:
             raise unauthorized()
         return Caller()
-    with current_db().session() as session:
+    with database_for(settings).session() as session:
         key = keys.lookup(session, token)
         if key is None:
             raise unauthorized()
@@ -80,7 +62,11 @@ def authenticate() -> Caller:
         return Caller(key_id=key.id, plan=key.plan_name, paid=bool(plan and plan.paid))
 
 
-def charge(caller: Caller, *, compressions: int = 0, ai: int = 0
+def ai_not_available() -> ApiError:
+    return ApiError("AI_NOT_AVAILABLE", AI_NOT_AVAILABLE_MESSAGE, flux_error="ia_not_available")
+
+
+def charge(caller: Caller, settings: Settings, *, compressions: int = 0, ai: int = 0
            ) -> accounting.Reservation | None:
     """Reserve credits for a request; 403 in either dialect when they are not there.
 
@@ -88,27 +74,24 @@ def charge(caller: Caller, *, compressions: int = 0, ai: int = 0
     """
     if caller.anonymous:
         if ai:
-            raise ApiError("AI_NOT_AVAILABLE", AI_NOT_AVAILABLE_MESSAGE, status=403,
-                           flux_error="ia_not_available")
+            raise ai_not_available()
         return None
     assert caller.key_id is not None
     try:
-        with current_db().session() as session:
+        with database_for(settings).session() as session:
             return accounting.reserve(session, caller.key_id, compressions=compressions, ai=ai)
     except accounting.QuotaExceeded as exc:
-        raise ApiError("QUOTA_EXCEEDED", str(exc), status=403, flux_error=str(exc)) from exc
+        raise ApiError("QUOTA_EXCEEDED", str(exc), flux_error=str(exc)) from exc
     except accounting.AiNotAvailable as exc:
-        raise ApiError("AI_NOT_AVAILABLE", AI_NOT_AVAILABLE_MESSAGE, status=403,
-                       flux_error="ia_not_available") from exc
+        raise ai_not_available() from exc
     except accounting.NoCredits as exc:
-        raise ApiError("NO_CREDITS", NO_CREDITS_MESSAGE, status=403,
-                       flux_error="no_credits") from exc
+        raise ApiError("NO_CREDITS", NO_CREDITS_MESSAGE, flux_error="no_credits") from exc
 
 
-def refund(reservation: accounting.Reservation | None, *, compressions: int = 0,
-           ai: int = 0) -> None:
+def refund(reservation: accounting.Reservation | None, settings: Settings, *,
+           compressions: int = 0, ai: int = 0) -> None:
     """Give back the credits of work that failed."""
     if reservation is None or (not compressions and not ai):
         return
-    with current_db().session() as session:
+    with database_for(settings).session() as session:
         accounting.release(session, reservation, compressions=compressions, ai=ai)

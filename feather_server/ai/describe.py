@@ -20,7 +20,9 @@ from feather_server.ai.languages import written_in
 from feather_server.ai.names import seo_stem
 from feather_server.ai.parse import UnusableAnswer, parse_answer
 from feather_server.ai.prompt import ALT_TEXT_MAX, PromptInput, chat_messages, preview_data_uri
-from feather_server.ai.provider import ChatProvider, ProviderError
+from feather_server.ai.provider import ChatProvider, ProviderConfig, ProviderError
+from feather_server.errors import ApiError
+from feather_server.settings import Settings
 
 log = logging.getLogger("feather.ai")
 
@@ -33,7 +35,7 @@ R = TypeVar("R")
 
 
 class AskLike(Protocol):
-    """The AI fields of a request (the batch view's ``AiAsk``)."""
+    """The AI fields of a request (``feather_server.ai.ask.AiAsk``)."""
 
     alt_text: bool
     rename: bool
@@ -181,3 +183,23 @@ def ai_deadline(request_deadline: float, request_timeout: float) -> float:
     """When the AI step of a request must be over: early enough to store the outputs
     and answer within the request's own deadline."""
     return request_deadline - min(2.0, request_timeout / 5)
+
+
+NOT_CONFIGURED_MESSAGE = ("AI features are not configured on this server "
+                          "(the operator has not set AI_BASE_URL and AI_MODEL).")
+
+
+def provider_config(settings: Settings) -> ProviderConfig:
+    return ProviderConfig(base_url=settings.ai_base_url, model=settings.ai_model,
+                          api_key=settings.ai_api_key, timeout=settings.ai_timeout_ms / 1000)
+
+
+def describer_for(settings: Settings) -> Describer | None:
+    """The describer of a server whose operator set AI_BASE_URL and AI_MODEL, else None."""
+    config = provider_config(settings)
+    return Describer(ChatProvider(config)) if config.configured else None
+
+
+def not_configured() -> ApiError:
+    """403 ia_not_available: this server has no AI provider (buying credits would not help)."""
+    return ApiError("AI_NOT_AVAILABLE", NOT_CONFIGURED_MESSAGE, flux_error="ia_not_available")

@@ -11,12 +11,13 @@ import os
 import time
 import zipfile
 
-from flask import Blueprint, Response, g, request, send_file
+from flask import Blueprint, Response, request, send_file
 
-from feather_server.http.errors import ApiError
+from feather_server.errors import ApiError
+from feather_server.filenames import content_disposition
+from feather_server.http.dialect import FLUX, speaks
 from feather_server.storage import current_signer, current_store
 from feather_server.storage.base import StoredObject, StoreError
-from feather_server.http.uploads import content_disposition
 
 bp = Blueprint("downloads", __name__, url_prefix="/api")
 
@@ -26,8 +27,8 @@ def _not_found() -> ApiError:
 
 
 @bp.get("/downloads/<scope>/<object_id>")
+@speaks(FLUX)
 def download(scope: str, object_id: str) -> Response:
-    g.dialect = "flux"
     current_signer().verify(f"downloads/{scope}/{object_id}", request.args.get("expires"),
                             request.args.get("signature"))
     try:
@@ -57,8 +58,8 @@ def _unique_names(objects: list[StoredObject]) -> list[str]:
 
 
 @bp.get("/sessions/<session_file>")
+@speaks(FLUX)
 def session_zip(session_file: str) -> Response:
-    g.dialect = "flux"
     if not session_file.endswith(".zip"):
         raise ApiError("NOT_FOUND", "Not found")
     session_id = session_file[: -len(".zip")]

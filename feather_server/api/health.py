@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, Response, jsonify
 
-from feather_server.settings import current_settings
 from feather_core import __version__
 from feather_core.formats import INPUT_NAMES, OUTPUT_NAMES
+from feather_server.settings import current_settings
 
 bp = Blueprint("health", __name__, url_prefix="/api")
 

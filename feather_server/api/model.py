@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, request
 from flask.blueprints import BlueprintSetupState
 
-from feather_server.http.errors import ApiError
+from feather_server.errors import ApiError
+from feather_server.http.policy import rate_limited
 from feather_server.services.model_cache import VARIANTS, ModelCache
 
 bp = Blueprint("model", __name__, url_prefix="/api")
@@ -21,6 +22,7 @@ def _attach_cache(state: BlueprintSetupState) -> None:
 
 
 @bp.get("/model")
+@rate_limited
 def model() -> Response:
     variant = (request.args.get("variant") or "").strip().lower() or "full"
     if variant not in VARIANTS:

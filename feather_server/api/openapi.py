@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from feather_server.openapi import build_document
 from feather_core import __version__
+from feather_server.openapi import build_document
 
 bp = Blueprint("openapi", __name__, url_prefix="/api")
 

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, g, jsonify
+from flask import Blueprint, Response, jsonify
 
-from feather_server.accounts import accounting
-from feather_server.accounts.auth import authenticate, current_db, unauthorized
+from feather_server.accounts import Caller, accounting
+from feather_server.accounts.auth import unauthorized
+from feather_server.accounts.database import database_for
+from feather_server.http.dialect import FLUX, speaks
+from feather_server.http.policy import authenticated
+from feather_server.settings import current_settings
 
 bp = Blueprint("usage", __name__, url_prefix="/api")
 
 
 @bp.get("/usage")
-def usage() -> Response:
-    g.dialect = "flux"
-    caller = authenticate()
+@speaks(FLUX)
+@authenticated
+def usage(caller: Caller) -> Response:
     if caller.key_id is None:
         raise unauthorized()  # anonymous callers have no account to report on
-    with current_db().session() as session:
+    with database_for(current_settings()).session() as session:
         report = accounting.usage_report(session, caller.key_id)
     return jsonify({
         "plan": report.plan,

@@ -45,6 +45,12 @@ def init_app(app: Flask) -> None:
         app.add_url_rule("/metrics", "observability.metrics", _serve_metrics, methods=["GET"])
 
 
+def request_deadline(seconds: float) -> float:
+    """The ``time.monotonic()`` instant ``seconds`` after this request arrived."""
+    arrived: float = g.get("request_arrived", time.monotonic())
+    return arrived + seconds
+
+
 def current_request_id() -> str:
     """The id of the request being served, or "-" outside a request."""
     if has_request_context():
@@ -54,6 +60,7 @@ def current_request_id() -> str:
 
 def _start() -> None:
     g.request_started = time.perf_counter()
+    g.request_arrived = time.monotonic()
     offered = request.headers.get(REQUEST_ID_HEADER, "")
     g.request_id = offered if _CLIENT_ID.fullmatch(offered) else uuid.uuid4().hex
 

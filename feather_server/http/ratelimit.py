@@ -25,23 +25,17 @@ import threading
 import time
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, request
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 from limits.storage import MovingWindowSupport, Storage
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from feather_server.http import dialect
 from feather_server.http.errors import error_response
+from feather_server.http.policy import is_rate_limited
 from feather_server.settings import Settings, current_settings
 
 log = logging.getLogger("feather.ratelimit")
-
-#: The endpoints that do work. Health, formats, downloads of stored outputs (signed,
-#: expiring, no image work; a 20-file batch would otherwise spend 21 of the budget)
-#: and usage (a read of one's own counters) are not limited.
-LIMITED_ENDPOINTS = frozenset({"compress.compress", "compress.convert", "batch.batch",
-                               "model.model"})
 
 _WINDOW_S = 60
 _WARN_EVERY = 30.0
@@ -98,30 +92,20 @@ def _storage_options(settings: Settings) -> dict[str, Any]:
 
 
 def _exempt() -> bool:
-    # Preflights carry no work and must be answered even to a client over its limit.
-    return request.endpoint not in LIMITED_ENDPOINTS or request.method == "OPTIONS"
+    # Only views marked @rate_limited do work worth limiting (health, formats, signed
+    # downloads and one's own usage are not); preflights carry no work and must be
+    # answered even to a client over its limit.
+    view = current_app.view_functions.get(request.endpoint or "")
+    return not is_rate_limited(view) or request.method == "OPTIONS"
 
 
 def _too_many_requests(exc: RateLimitExceeded) -> Response:
-    if g.get("dialect") is None:
-        g.dialect = "flux" if _is_flux() else "feather"
     per_minute = current_settings().rate_limit_per_minute
     return error_response(
         429, "RATE_LIMIT_EXCEEDED",
         f"Rate limit exceeded: {per_minute} requests per minute per client. "
         "Retry after the number of seconds in Retry-After.",
     )
-
-
-def _is_flux() -> bool:
-    if request.endpoint == "batch.batch":
-        return True
-    if request.endpoint != "compress.compress":
-        return False
-    try:
-        return dialect.is_flux_request(request)
-    except Exception:  # an oversized or broken body: answer in the primary dialect
-        return False
 
 
 def _retry_after_only_when_limited(response: Response) -> Response:

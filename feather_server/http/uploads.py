@@ -1,19 +1,22 @@
-"""Reading uploaded files: size limits and safe names."""
+"""Reading uploaded files: size limits and the names users gave them."""
 
 from __future__ import annotations
 
 import io
 import os
-import re
 import unicodedata
 from dataclasses import dataclass
-from urllib.parse import quote
 
+from flask import request
 from werkzeug.datastructures import FileStorage
 
-from feather_server.http.errors import ApiError
+from feather_server.errors import ApiError
+from feather_server.filenames import content_disposition
+from feather_server.settings import current_settings
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._ ()+\-]+")
+__all__ = ["Upload", "content_disposition", "optional_upload", "read_upload", "single_upload",
+           "uploaded_files"]
+
 _MAX_STEM = 120
 
 
@@ -44,17 +47,20 @@ def read_upload(storage: FileStorage, max_bytes: int) -> Upload:
     return Upload(data=data, filename=storage.filename or "image")
 
 
-def ascii_name(name: str) -> str:
-    """A plain-ASCII version of ``name`` safe inside a quoted header parameter."""
-    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    safe = _UNSAFE.sub("_", folded).strip(" ._")
-    return safe or "image"
+def uploaded_files(name: str = "file") -> list[FileStorage]:
+    """The request's non-empty file parts called ``name``."""
+    return [f for f in request.files.getlist(name) if f and (f.filename or f.content_length)]
 
 
-def content_disposition(filename: str) -> str:
-    """``attachment; filename="..."`` plus RFC 6266 ``filename*`` when the name is not ASCII."""
-    fallback = ascii_name(os.path.splitext(filename)[0]) + os.path.splitext(filename)[1]
-    header = f'attachment; filename="{fallback}"'
-    if fallback != filename:
-        header += f"; filename*=UTF-8''{quote(filename, safe='')}"
-    return header
+def single_upload() -> Upload:
+    """The request's one ``file``; 400 when there is none, 413 past MAX_UPLOAD_MB."""
+    files = uploaded_files()
+    if not files:
+        raise ApiError("INVALID_INPUT", "A file is required", {"file": "is required"})
+    return read_upload(files[0], current_settings().max_upload_bytes)
+
+
+def optional_upload(name: str) -> Upload | None:
+    """The file part ``name`` when the request has one (413 past MAX_UPLOAD_MB)."""
+    parts = uploaded_files(name)
+    return read_upload(parts[0], current_settings().max_upload_bytes) if parts else None

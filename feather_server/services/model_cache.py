@@ -30,7 +30,7 @@ import urllib3
 from filelock import FileLock
 from filelock import Timeout as LockTimeout
 
-from feather_server.http.errors import ApiError
+from feather_server.errors import ApiError
 from feather_server.settings import Settings
 
 log = logging.getLogger("feather.model")

@@ -1,28 +1,25 @@
-"""Calling the core with the service's limits; shared by every endpoint that compresses."""
+"""Image work of the service: every job runs in a job process, on the request's clock.
+
+A gunicorn worker never decodes or encodes itself. Its ``JobRunner``
+(``feather_core.runner``) keeps ``JOB_PROCESSES`` job processes, each under
+``MAX_JOB_MEMORY_MB``; a job past the request's deadline is killed at once and the
+answer is 504, a job over its memory dies alone (422 or 500). The worker serves the
+next request meanwhile.
+"""
 
 from __future__ import annotations
 
-import concurrent.futures
 import threading
+import time
+from collections.abc import Sequence
 
+from feather_core import CompressOptions, CompressResult, Limits
+from feather_core.errors import FeatherError
+from feather_core.runner import JobInput, JobRunner, default_memory_limit, wait_all
 from feather_server.settings import Settings, current_settings
-from feather_core import CompressOptions, CompressResult, Limits, ProcessingTimeout, compress
 
-# The core checks its deadline between steps, but one step (a big AVIF encode) cannot
-# be interrupted. Running the job in a thread lets the request answer 504 on time
-# anyway; the abandoned job stops at its next deadline check, so it cannot run on
-# for long, and the sync worker serves its next request meanwhile.
-_executor: concurrent.futures.ThreadPoolExecutor | None = None
-_executor_lock = threading.Lock()
-_GRACE_SECONDS = 0.1
-
-
-def _pool() -> concurrent.futures.ThreadPoolExecutor:
-    global _executor
-    with _executor_lock:
-        if _executor is None:  # created lazily, so each gunicorn worker gets its own
-            _executor = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="compress")
-        return _executor
+_runners: dict[tuple[int, int], JobRunner] = {}
+_lock = threading.Lock()
 
 
 def limits_for(settings: Settings) -> Limits:
@@ -30,12 +27,71 @@ def limits_for(settings: Settings) -> Limits:
                   timeout=settings.request_timeout)
 
 
-def run_compress(data: bytes, options: CompressOptions) -> CompressResult:
-    """Compress with the configured pixel, frame and time limits; 504 on time even mid-step."""
-    settings = current_settings()
+def memory_limit(settings: Settings) -> int:
+    """Bytes a job process may use: MAX_JOB_MEMORY_MB, or what MAX_PIXELS needs."""
+    if settings.max_job_memory_mb:
+        return settings.max_job_memory_mb * 1024 * 1024
+    return default_memory_limit(settings.max_pixels)
+
+
+def runner_for(settings: Settings) -> JobRunner:
+    """This process's job runner for these settings (its pool starts on first use)."""
+    key = (settings.job_process_count, memory_limit(settings))
+    with _lock:
+        runner = _runners.get(key)
+        if runner is None:
+            runner = _runners[key] = JobRunner(*key)
+        return runner
+
+
+def _nothing() -> None:
+    """A job that does nothing: submitting it starts the job processes."""
+
+
+def warm_up(settings: Settings) -> None:
+    """Start the job processes of this process in the background.
+
+    Starting them (the fork server imports the codecs first) takes a moment; the
+    process serves requests meanwhile, and the first job waits only for what is left.
+    """
+    runner = runner_for(settings)
+    threading.Thread(target=runner.submit_call, args=(_nothing,), name="feather-warm-up",
+                     daemon=True).start()
+
+
+def shutdown() -> None:
+    """Stop every job process of this process (a worker that exits calls it)."""
+    with _lock:
+        runners = list(_runners.values())
+        _runners.clear()
+    for runner in runners:
+        runner.close()
+
+
+def compress(data: bytes, options: CompressOptions, deadline: float,
+             settings: Settings | None = None) -> CompressResult:
+    """Compress one image within the configured pixel, frame and memory limits, in a job
+    process killed at ``deadline`` (a ``time.monotonic()`` instant)."""
+    settings = settings or current_settings()
+    job = runner_for(settings).submit(JobInput(data=data), options, limits_for(settings),
+                                      expires_at=deadline)
+    result: CompressResult = job.result()
+    return result
+
+
+def compress_all(sources: Sequence[JobInput], options: CompressOptions, deadline: float,
+                 settings: Settings) -> list[CompressResult | FeatherError]:
+    """Compress every source on the job processes, all done or killed by ``deadline``.
+
+    ``deadline`` is a ``time.monotonic()`` instant. Each entry is the result or the error
+    that image ended with; images not done in time end as ``ProcessingTimeout``.
+    """
+    runner = runner_for(settings)
     limits = limits_for(settings)
-    future = _pool().submit(compress, data, options, limits)
-    try:
-        return future.result(timeout=settings.request_timeout + _GRACE_SECONDS)
-    except concurrent.futures.TimeoutError:
-        raise ProcessingTimeout("Processing took longer than the time allowed") from None
+    jobs = [runner.submit(source, options, limits, expires_at=deadline) for source in sources]
+    results: list[CompressResult | FeatherError] = wait_all(jobs, deadline)
+    return results
+
+
+def seconds_left(deadline: float) -> float:
+    return max(0.0, deadline - time.monotonic())

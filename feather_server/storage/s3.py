@@ -15,9 +15,9 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from feather_server.filenames import content_disposition
 from feather_server.settings import Settings
 from feather_server.storage.base import StoredObject, StoreError, new_object_id
-from feather_server.http.uploads import content_disposition
 
 
 class S3Store:

@@ -14,7 +14,7 @@ import secrets
 import time
 from pathlib import Path
 
-from feather_server.http.errors import ApiError
+from feather_server.errors import ApiError
 from feather_server.settings import Settings
 
 SECRET_FILE = "secret_key"

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, abort, render_template, send_from_directory
 
+from feather_server.ai.languages import LANGUAGES
+from feather_server.schema import FEATHER, fields_of
 from feather_server.settings import Settings, current_settings
 
 bp = Blueprint("web", __name__, template_folder="templates",
@@ -25,9 +27,6 @@ ORT_DIST = Path(__file__).resolve().parents[2] / "node_modules" / "onnxruntime-w
 _ORT_FILE = re.compile(r"^ort[\w.-]*\.(?:mjs|js|wasm|map)$")
 _MIME = {".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "application/wasm",
          ".map": "application/json"}
-LANGUAGES = ("English", "Español", "Català", "Français", "Deutsch", "Italiano", "Português",
-             "Nederlands", "Polski", "Русский", "中文", "日本語", "한국어", "Arabic", "Hindi")
-
 
 def _content_security_policy(settings: Settings) -> str:
     # Signed download URLs of the batch API point at the S3 endpoint when one is set;
@@ -54,7 +53,7 @@ def _content_security_policy(settings: Settings) -> str:
 @bp.get("/")
 def index() -> Response:
     settings = current_settings()
-    html = render_template("index.html", languages=LANGUAGES,
+    html = render_template("index.html", languages=LANGUAGES, fields=fields_of(FEATHER),
                            max_upload_mb=settings.max_upload_bytes / 1_000_000)
     response = Response(html, mimetype="text/html")
     response.headers["Content-Security-Policy"] = _content_security_policy(settings)

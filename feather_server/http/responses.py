@@ -1,0 +1,42 @@
+"""The Feather dialect's answer: the encoded image, and its facts in ``X-*`` headers."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Response, g
+
+from feather_core import CompressOptions, CompressResult
+from feather_server.filenames import content_disposition
+from feather_server.http.uploads import Upload
+
+
+def _reported_quality(result: CompressResult, options: CompressOptions) -> int:
+    if result.quality is not None:
+        return result.quality
+    # PNG is lossless: its output quality is 100 whatever was asked. A file returned
+    # unchanged keeps its own quality, which is not re-measured; the asked one is shown.
+    return 100 if result.format.name == "png" else options.quality
+
+
+def image_response(upload: Upload, result: CompressResult, options: CompressOptions) -> Response:
+    """The image of ``result`` with the headers the Feather document lists."""
+    started = g.get("request_started", time.perf_counter())
+    elapsed_ms = int((time.perf_counter() - started) * 1000)
+    response = Response(result.data, mimetype=result.format.mime)
+    headers = response.headers
+    headers["Content-Disposition"] = content_disposition(
+        f"{upload.stem}-compressed.{result.format.extension}")
+    headers["X-Original-Bytes"] = str(result.original_bytes)
+    headers["X-Output-Bytes"] = str(result.output_bytes)
+    headers["X-Output-Quality"] = str(_reported_quality(result, options))
+    headers["X-Output-Width"] = str(result.width)
+    headers["X-Output-Height"] = str(result.height)
+    headers["X-Output-Format"] = result.format.name
+    headers["X-Compression-Ratio"] = f"{result.ratio:.2f}"
+    headers["X-Processing-Time-Ms"] = str(elapsed_ms)
+    headers["X-Target-Met"] = "false" if result.target_met is False else "true"
+    headers["X-Resized"] = "true" if result.resized else "false"
+    headers["X-Iterations"] = str(result.iterations)
+    headers["X-Output-Unchanged"] = "true" if result.unchanged else "false"
+    return response
