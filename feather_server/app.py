@@ -34,6 +34,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         health,
         model,
         openapi,
+        ready,
         usage,
     )
     from feather_server.http import cors, errors, observability, ratelimit
@@ -48,6 +49,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     storage.init_app(app)
     ai.init_app(app)  # the batch view's AI describer, when AI_BASE_URL and AI_MODEL are set
     keys_cli.init_app(app)
-    for part in (health, compress, batch, downloads, usage, model, openapi, docs, web):
+    for part in (health, ready, compress, batch, downloads, usage, model, openapi, docs, web):
         app.register_blueprint(part.bp)
     return app
