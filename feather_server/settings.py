@@ -129,7 +129,7 @@ class Settings:
                                      "S3 secret key.")
     s3_prefix: str = _env("S3_PREFIX", _key_prefix, "feather/outputs/", "storage",
                           "Folder of the bucket that holds Feather's outputs; nothing outside "
-                          "it is ever listed or deleted (empty: the bucket root).")
+                          "it is ever listed or deleted (`/`: the bucket root).")
     s3_lifecycle: bool = _env("S3_LIFECYCLE", parse_bool, False, "storage",
                               "Let the bucket expire outputs: install (or find) a lifecycle "
                               "rule on S3_PREFIX and stop sweeping.")

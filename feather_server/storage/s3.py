@@ -194,11 +194,16 @@ class S3Store:
         for start in range(0, len(expired), 1000):
             chunk = expired[start:start + 1000]
             try:
-                self.client.delete_objects(Bucket=self.bucket, Delete={
+                answer = self.client.delete_objects(Bucket=self.bucket, Delete={
                     "Objects": [{"Key": key} for key in chunk], "Quiet": True})
             except (BotoCoreError, ClientError) as exc:
                 raise StoreError(f"could not sweep the bucket: {exc}") from exc
-            deleted += len(chunk)
+            # A multi-delete answers 200 and lists the keys it could not delete.
+            refused = answer.get("Errors", [])
+            deleted += len(chunk) - len(refused)
+            if refused:
+                raise StoreError(f"could not sweep the bucket: {len(refused)} key(s) refused, "
+                                 f"e.g. {refused[0].get('Code')}: {refused[0].get('Message')}")
         return deleted
 
     def describe(self) -> str:
