@@ -9,6 +9,7 @@ SIGSTOP (connections are accepted by the kernel and never answered: a hung serve
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -61,6 +62,7 @@ class PrivatePostgres:
         return None
 
     def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        assert self.bindir is not None
         command = [str(self.bindir / args[0]), *args[1:]]
         if self._user:
             command = ["runuser", "-u", self._user, "--", *command]
@@ -105,10 +107,8 @@ class PrivatePostgres:
 
     def _signal(self, signum: int) -> None:
         for pid in self._pids():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signum)
-            except ProcessLookupError:
-                pass
 
     def pause(self) -> None:
         self._signal(signal.SIGSTOP)

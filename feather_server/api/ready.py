@@ -21,6 +21,7 @@ ready (the systemd unit's ExecStartPost) and prints the report.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -95,9 +96,12 @@ def _redis(settings: Settings) -> str:
     return "redis"
 
 
-def _parts(settings: Settings) -> list[tuple[str, bool, str, Callable[[Settings], str]]]:
+Part = tuple[str, bool, str, Callable[[Settings], str]]
+
+
+def _parts(settings: Settings) -> list[Part]:
     db_kind = "sqlite" if not settings.database_url else "postgresql"
-    parts = [("database", True, db_kind, _database),
+    parts: list[Part] = [("database", True, db_kind, _database),
              ("store", True, "s3" if settings.s3_bucket else "local", _store)]
     if settings.redis_url:
         parts.append(("redis", False, "redis", _redis))
@@ -186,10 +190,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds to keep trying (default 60)")
     args = parser.parse_args(argv)
     ok, report = wait_until_ready(args.url, args.wait)
-    try:
+    with contextlib.suppress(ValueError):  # one line in the journal
         report = json.dumps(json.loads(report), separators=(",", ":"))
-    except ValueError:
-        pass
     print(f"feather {'ready' if ok else 'NOT ready'}: {report}",
           file=sys.stdout if ok else sys.stderr)
     return 0 if ok else 1

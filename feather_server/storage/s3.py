@@ -43,6 +43,8 @@ LIFECYCLE_RULE_ID = "feather-outputs-expiry"
 _DAY = 86_400
 # <scope>/<expires>-<id>: a scope is an HMAC digest (32 hex) or a plain name, the
 # expiry Unix seconds, the id 32 hex digits (new_object_id).
+# Lifecycle rules as boto3 gives them (an alias: S3Store.list shadows the builtin).
+Rules = list[dict[str, Any]]
 _KEY = re.compile(r"(?P<scope>[0-9A-Za-z]{1,64})/(?P<expires>[0-9]{1,12})-(?P<id>[0-9a-f]{32})")
 
 
@@ -251,14 +253,14 @@ class S3Store:
         self.lifecycle_expiry = True
         return True
 
-    def _lifecycle_rules(self) -> list[dict[str, Any]]:
+    def _lifecycle_rules(self) -> Rules:
         try:
             answer = self.client.get_bucket_lifecycle_configuration(Bucket=self.bucket)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "NoSuchLifecycleConfiguration":
                 return []
             raise
-        rules: list[dict[str, Any]] = answer.get("Rules", [])
+        rules: Rules = answer.get("Rules", [])
         return rules
 
     @staticmethod
