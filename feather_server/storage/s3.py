@@ -50,10 +50,12 @@ _KEY = re.compile(r"(?P<scope>[0-9A-Za-z]{1,64})/(?P<expires>[0-9]{1,12})-(?P<id
 
 def _client_config(settings: Settings) -> Config:
     attempts = settings.s3_max_attempts
-    # All attempts of one call (each may wait to connect and to read) within half the
-    # request's time, so the request still answers 503 itself.
-    budget = settings.request_timeout / 2
-    timeout = min(settings.s3_timeout_ms / 1000, budget / (2 * attempts))
+    # All attempts of one call within half the request's time, so the request still
+    # answers 503 itself. An attempt on a silent server waits to connect, up to 1 s
+    # for "100 Continue" (botocore's fixed wait before sending a body), then to read;
+    # a retry adds up to 1 s of back-off.
+    per_attempt = settings.request_timeout / 2 / attempts
+    timeout = min(settings.s3_timeout_ms / 1000, max(0.2, (per_attempt - 2) / 2))
     return Config(
         signature_version="s3v4",
         connect_timeout=timeout,
