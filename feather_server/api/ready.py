@@ -142,6 +142,31 @@ def run_checks(app: Flask, settings: Settings) -> list[Check]:
     return checks
 
 
+_CHECK_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["state", "kind", "required", "latencyMs"],
+    "properties": {"state": {"enum": ["up", "down"]}, "kind": {"type": "string"},
+                   "required": {"type": "boolean"},
+                   "latencyMs": {"type": ["number", "null"]},
+                   "error": {"type": "string"}}}
+_REPORT_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["ready", "checks"],
+    "properties": {"ready": {"type": "boolean"},
+                   "checks": {"type": "object", "additionalProperties": _CHECK_SCHEMA},
+                   "error": {"type": "object", "required": ["code", "message"],
+                             "properties": {"code": {"const": "SERVICE_UNAVAILABLE"},
+                                            "message": {"type": "string"}}}}}
+#: The OpenAPI path item of GET /api/ready (merged into the document by api/openapi.py).
+OPENAPI_PATH: dict[str, Any] = {"get": {
+    "summary": "Readiness probe: the database, the store and Redis",
+    "operationId": "ready",
+    "responses": {
+        "200": {"description": "Every required part answers.",
+                "content": {"application/json": {"schema": _REPORT_SCHEMA}}},
+        "503": {"description": "A required part is down; the report says which.",
+                "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                "content": {"application/json": {"schema": _REPORT_SCHEMA}}}}}}
+
+
 @bp.get("/ready")
 def ready() -> Response:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
