@@ -46,7 +46,11 @@ class DataDirError(RuntimeError):
 
 def private_folder(path: Path) -> Path:
     """``path`` (and its missing parents) created 0700; an existing one loses its world bits."""
-    missing = [p for p in (path, *path.parents) if not p.exists()]
+    missing = []
+    walk = path
+    while not walk.exists() and walk != walk.parent:
+        missing.append(walk)
+        walk = walk.parent
     for folder in reversed(missing):
         folder.mkdir(mode=PRIVATE_FOLDER_MODE, exist_ok=True)
     try:

@@ -271,3 +271,21 @@ def test_a_hanging_bucket_answers_503_in_json_within_the_request_timeout(tmp_pat
             assert requests.get(server.url + "/api/health", timeout=5).status_code == 200
     finally:
         silent.close()
+
+
+def test_a_session_zip_from_an_unreachable_bucket_is_503_in_json(tmp_path: Path) -> None:
+    from feather_server.storage.signing import Signer
+    from tests.server import free_port
+
+    settings = Settings.from_env(
+        {}, data_dir=str(tmp_path / "var"), rate_limit_per_minute=0, secret_key="k",
+        s3_bucket="feather-gone", s3_endpoint_url=f"http://127.0.0.1:{free_port()}",
+        s3_access_key_id="a", s3_secret_access_key="b")
+    expires = int(time.time()) + 60
+    query = Signer(b"k").query("sessions/s1/abc", expires)
+    response = create_app(settings).test_client().get(f"/api/sessions/s1.zip?scope=abc&{query}")
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert response.get_json() == {"error": "SERVICE_UNAVAILABLE",
+                                   "message": "The output store is unavailable; retry in a "
+                                              "few seconds"}
