@@ -55,11 +55,11 @@ def assert_unavailable(response: requests.Response, elapsed: float) -> None:
 @pytest.fixture
 def private_pg() -> Iterator[PrivatePostgres]:
     pg = PrivatePostgres()
-    reason = pg.available()
-    if reason:
-        pytest.skip(reason)
-    pg.start()
     try:
+        reason = pg.available()
+        if reason:
+            pytest.skip(reason)
+        pg.start()
         yield pg
     finally:
         pg.remove()
