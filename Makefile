@@ -10,7 +10,7 @@ export PORT
 DEPS_STAMP := $(VENV)/.deps-$(shell cat setup.cfg setup.py feather_core/_resample.c package-lock.json 2>/dev/null | md5sum | cut -c1-12)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint bench corpus-check fuzz loadtest audit system-deps deps node-deps browser-deps clean
+.PHONY: help run test lint bench corpus-check fuzz loadtest audit system-deps deps node-deps browser-deps clean purge
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -59,7 +59,7 @@ run: deps ## Start the service on http://localhost:$(PORT) (several gunicorn wor
 test: deps browser-deps ## Run the whole test suite
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-lint: deps ## ruff and mypy --strict on feather_core
+lint: deps ## ruff (code, tests, bench, tools, fuzz) and mypy --strict on everything that ships
 	$(VENV)/bin/ruff check feather_core feather_server feather_cli tests bench tools fuzz
 	$(VENV)/bin/mypy
 
@@ -87,5 +87,8 @@ loadtest: deps ## Bounded load test on 127.0.0.1: 2 workers, photos + 10% hostil
 audit: deps ## pip-audit the pinned dependencies (non-fatal when the advisory service is unreachable)
 	$(PY) tools/audit.py
 
-clean: ## Remove the virtualenv and local data
-	rm -rf $(VENV) var .pytest_cache
+clean: ## Remove the virtualenv and caches (keeps var/: the accounts database and the signing key)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+
+purge: clean ## Also remove var/ (accounts, keys, stored outputs, the URL-signing secret): for good
+	rm -rf var

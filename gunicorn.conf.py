@@ -62,6 +62,18 @@ if _truthy("METRICS_ENABLED"):
 
 
 def on_starting(server):  # type: ignore[no-untyped-def]
+    # DATA_DIR checked and repaired once, before any worker: a damaged file that cannot
+    # be rebuilt safely stops start-up here with a message naming it (a RuntimeError,
+    # which gunicorn prints before exiting 1).
+    from feather_server.datadir import check_data_dir
+    from feather_server.settings import Settings, SettingsError
+
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        raise RuntimeError(str(exc)) from exc
+    check_data_dir(settings)
+
     path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if path:
         shutil.rmtree(path, ignore_errors=True)
@@ -85,8 +97,9 @@ def post_fork(server, worker):  # type: ignore[no-untyped-def]
 
 
 def post_worker_init(worker):  # type: ignore[no-untyped-def]
-    # Start this worker's job processes now, not on its first request (their fork
-    # server imports the codecs once, which takes a moment).
+    # Start this worker's job processes before it takes a request: their fork server
+    # imports the codecs once, which takes a moment, and a request's deadline should not
+    # pay for it. Meanwhile the other workers serve.
     from feather_server.services import processing
     from feather_server.settings import Settings
 

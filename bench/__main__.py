@@ -115,7 +115,8 @@ def _in_process_only(results: Results, inproc: dict[str, list[Run]]) -> None:
 
 def _with_api(results: Results, inproc: dict[str, list[Run]], photos_of: object,
               rounds: object, mismatches: list[str]) -> None:
-    assert callable(photos_of) and callable(rounds)
+    assert callable(photos_of)
+    assert callable(rounds)
     results.header = ["job", "in-process CPU ms/img", "Feather API CPU ms/req",
                       "sharp API CPU ms/req", "Feather/sharp", "API overhead",
                       "req/s F / s", "p95 ms F / s", "output KB F / s"]

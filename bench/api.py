@@ -1,7 +1,9 @@
 """API runs: Feather under real gunicorn and the sharp peer, 2 workers each, 2 clients.
 
-Server CPU is read from /proc for the worker processes (all their threads), so a
-busy machine slows the wall clock but not the figures compared.
+Server CPU is read from /proc for the worker processes (all their threads) and every
+process below them (Feather's job processes, and those that ended, through their
+parents' counts of waited-for children), so a busy machine slows the wall clock but
+not the figures compared.
 """
 
 from __future__ import annotations
@@ -43,19 +45,28 @@ def install_peer() -> None:
 
 
 def cpu_seconds(pids: Sequence[int]) -> float:
-    """User + system CPU of ``pids`` (every thread of each), from /proc/<pid>/stat."""
+    """User + system CPU of ``pids``, every thread of each, every process below them
+    included, from /proc/<pid>/stat."""
     total = 0
     for pid in pids:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        fields = stat[stat.rindex(")") + 2:].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime
+        for member in (pid, *descendants(pid)):
+            try:
+                stat = Path(f"/proc/{member}/stat").read_text()
+            except OSError:
+                continue  # ended meanwhile: its parent counts it once reaped
+            fields = stat[stat.rindex(")") + 2:].split()
+            # utime, stime, and cutime, cstime: the children it has waited for.
+            total += sum(int(fields[i]) for i in (11, 12, 13, 14))
     return total / CLOCK_TICKS
 
 
 def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return 0.0
 
 
@@ -63,6 +74,13 @@ def children(pid: int) -> list[int]:
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True,
                          check=False).stdout
     return [int(p) for p in out.split()]
+
+
+def descendants(pid: int) -> list[int]:
+    found = []
+    for child in children(pid):
+        found += [child, *descendants(child)]
+    return found
 
 
 class Server:
@@ -246,11 +264,13 @@ def largest_allowed(max_pixels: int) -> tuple[Photo, int]:
 
 
 def peak_rss(server: Server, photo: Photo, fields: dict[str, str]) -> float:
-    """Highest VmHWM (MB) among the workers after each has processed ``photo``."""
+    """Highest peak (MB) of a worker and its job, after each worker has processed ``photo``:
+    the worker's VmHWM plus the highest VmHWM below it (the job process that decoded)."""
     pids = server.worker_pids()
     with ThreadPoolExecutor(len(pids)) as pool:
         # As many concurrent requests as workers, twice: each worker gets the photo.
         for _ in range(2):
             list(pool.map(lambda _i: _post(requests.Session(), server.url, photo, fields),
                           range(len(pids))))
-    return max(peak_rss_mb(pid) for pid in pids)
+    return max(peak_rss_mb(pid) + max((peak_rss_mb(p) for p in descendants(pid)), default=0.0)
+               for pid in pids)

@@ -18,6 +18,7 @@ from feather_server.accounts.accounting import UsageReport, usage_report
 from feather_server.accounts.database import database_for
 from feather_server.accounts.keys import AccountsError, KeyInfo
 from feather_server.accounts.plans import PlanInfo
+from feather_server.errors import Unavailable
 from feather_server.settings import Settings, SettingsError
 from feather_server.storage import store_for
 from feather_server.storage.sweeping import sweep_now
@@ -95,6 +96,8 @@ class _KeysGroup(click.Group):
             return super().invoke(ctx)
         except AccountsError as exc:
             raise click.ClickException(str(exc)) from exc
+        except Unavailable as exc:
+            raise click.ClickException(f"{exc.message} ({exc.detail})") from exc
 
 
 keys_group = _KeysGroup("keys", help="Create, list, roll, revoke and top up API keys; plans.")
@@ -204,7 +207,13 @@ def plan_command(name: str, compressions: str | None, ai_credits: int | None,
 @click.command("sweep")
 def sweep_command() -> None:
     """Delete expired stored outputs now (the service also sweeps on its own)."""
-    deleted = sweep_outputs(current_settings())
+    settings = current_settings()
+    try:
+        deleted = sweep_outputs(settings)
+    except Unavailable as exc:
+        raise click.ClickException(f"{exc.message} ({exc.detail})") from exc
+    if settings.s3_bucket and settings.s3_lifecycle:
+        click.echo("the bucket's lifecycle rule expires outputs (S3_LIFECYCLE=true)")
     click.echo(f"{deleted} expired output(s) deleted")
 
 

@@ -31,6 +31,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         health,
         model,
         openapi,
+        ready,
         usage,
     )
     from feather_server.http import cors, errors, observability, policy, ratelimit
@@ -47,6 +48,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     if describer is not None:
         app.extensions[batch.AI_DESCRIBER] = describer
     keys_cli.init_app(app)
-    for part in (health, compress, batch, downloads, usage, model, openapi, docs, web):
+    for part in (health, ready, compress, batch, downloads, usage, model, openapi, docs, web):
         app.register_blueprint(part.bp)
     return app

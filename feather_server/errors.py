@@ -1,5 +1,11 @@
-"""The errors registry: every code the API answers with, its status, and the error
+"""The errors registry: every code the API answers with, its status, and the errors
 the services raise.
+
+A part Feather depends on being down is one exception family with one answer: the
+accounts database (``DatabaseUnavailable``) and the output store (``StoreError``) raise
+subclasses of ``Unavailable``, answered 503 ``SERVICE_UNAVAILABLE`` with ``Retry-After``
+in the request's dialect; the cause (host names, driver messages) goes to the log,
+never to the client.
 
 Core exceptions (``feather_core.errors``) and ``ApiError`` carry a code; this table
 alone knows each code's HTTP status. Services (accounts, storage, AI, batch) raise
@@ -9,6 +15,7 @@ Flask here, so services and the command line can raise and read these too.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -75,3 +82,28 @@ class ApiError(Exception):
         self.flux_error = flux_error
         self.headers = dict(headers or {})
         self.extra = dict(extra or {})
+
+
+log = logging.getLogger("feather.dependencies")
+
+#: Seconds a client is told to wait: long enough for a restarted database or a
+#: failed-over bucket, short enough that a retry loop notices recovery.
+RETRY_AFTER_SECONDS = 5
+
+
+class Unavailable(ApiError):
+    """A dependency did not answer, or answered that it cannot serve."""
+
+    #: What the client is told is down ("the accounts database").
+    part = "a service Feather depends on"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("SERVICE_UNAVAILABLE",
+                         f"{self.part[0].upper()}{self.part[1:]} is unavailable; "
+                         f"retry in a few seconds",
+                         headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+        self.detail = detail
+
+    def __str__(self) -> str:
+        # Log lines ("storing a.jpg failed: %s") show the cause, the client the message.
+        return self.detail

@@ -223,6 +223,30 @@ def _signed_query() -> list[Schema]:
             for name in ("expires", "signature")]
 
 
+_CHECK_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["state", "kind", "required", "latencyMs"],
+    "properties": {"state": {"enum": ["up", "down"]}, "kind": {"type": "string"},
+                   "required": {"type": "boolean"},
+                   "latencyMs": {"type": ["number", "null"]},
+                   "error": {"type": "string"}}}
+_REPORT_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["ready", "checks"],
+    "properties": {"ready": {"type": "boolean"},
+                   "checks": {"type": "object", "additionalProperties": _CHECK_SCHEMA},
+                   "error": {"type": "object", "required": ["code", "message"],
+                             "properties": {"code": {"const": "SERVICE_UNAVAILABLE"},
+                                            "message": {"type": "string"}}}}}
+_READY: dict[str, Any] = {"get": {
+    "summary": "Readiness probe: the database, the store and Redis",
+    "operationId": "ready",
+    "responses": {
+        "200": {"description": "Every required part answers.",
+                "content": {"application/json": {"schema": _REPORT_SCHEMA}}},
+        "503": {"description": "A required part is down; the report says which.",
+                "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                "content": {"application/json": {"schema": _REPORT_SCHEMA}}}}}}
+
+
 def build_document(version: str) -> Schema:
     """The OpenAPI 3.1 document of every /api endpoint."""
     health = {"type": "object", "required": ["ok", "version", "env", "timestamp"],
@@ -241,6 +265,7 @@ def build_document(version: str) -> Schema:
                                 "FluxImage batch API on one server."},
         "servers": [{"url": "/"}],
         "paths": {
+            "/api/ready": _READY,
             "/api/health": _get("Liveness probe", "health", {
                 "description": "The process is up.",
                 "content": {"application/json": {"schema": health}}}, ()),

@@ -59,6 +59,14 @@ def _origins(raw: str) -> tuple[str, ...]:
     return tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
 
 
+def _key_prefix(raw: str) -> str:
+    # "feather/outputs" and "/feather/outputs/" both mean the folder feather/outputs/.
+    prefix = raw.strip().strip("/")
+    if any(part in ("", ".", "..") for part in prefix.split("/")) and prefix:
+        raise ValueError("must be a folder path such as feather/outputs/")
+    return f"{prefix}/" if prefix else ""
+
+
 def _env(name: str, parse: Callable[[str], Any], default: Any, group: str, doc: str) -> Any:
     return field(default=default, metadata={"env": name, "parse": parse, "group": group,
                                             "doc": doc})
@@ -102,6 +110,9 @@ class Settings:
     database_url: str = _env("DATABASE_URL", _text, "", "scale",
                              "SQLAlchemy URL of the accounts database (default: SQLite "
                              "in DATA_DIR).")
+    database_timeout_ms: int = _env("DATABASE_TIMEOUT_MS", _int_at_least(1), 1500, "scale",
+                                    "Time the accounts database has to connect and answer "
+                                    "a request's transaction (503 above).")
     data_dir: str = _env("DATA_DIR", _text, "var", "storage",
                          "Folder for the SQLite database, stored outputs and counters.")
     require_api_key: bool = _env("REQUIRE_API_KEY", parse_bool, False, "accounts",
@@ -123,6 +134,20 @@ class Settings:
     s3_access_key_id: str = _env("S3_ACCESS_KEY_ID", _text, "", "storage", "S3 access key.")
     s3_secret_access_key: str = _env("S3_SECRET_ACCESS_KEY", _text, "", "storage",
                                      "S3 secret key.")
+    s3_prefix: str = _env("S3_PREFIX", _key_prefix, "feather/outputs/", "storage",
+                          "Folder of the bucket that holds Feather's outputs; nothing outside "
+                          "it is ever listed or deleted (`/`: the bucket root).")
+    s3_lifecycle: bool = _env("S3_LIFECYCLE", parse_bool, False, "storage",
+                              "Let the bucket expire outputs: install (or find) a lifecycle "
+                              "rule on S3_PREFIX and stop sweeping.")
+    s3_public_url: str = _env("S3_PUBLIC_URL", _text, "", "storage",
+                              "Base URL clients reach the S3 endpoint at (a CDN or public "
+                              "host name passing the Host header on); links are signed for it.")
+    s3_timeout_ms: int = _env("S3_TIMEOUT_MS", _int_at_least(1), 5000, "storage",
+                              "Connect and read timeout of one S3 call (capped so that every "
+                              "attempt fits in half of REQUEST_TIMEOUT_MS).")
+    s3_max_attempts: int = _env("S3_MAX_ATTEMPTS", _int_at_least(1), 2, "storage",
+                                "Attempts per S3 call (the first plus retries) before 503.")
     model_cache_dir: str = _env("MODEL_CACHE_DIR", _text, "", "model",
                                 "Folder the background-removal model is cached in "
                                 "(default: DATA_DIR/models).")

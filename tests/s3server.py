@@ -19,6 +19,10 @@ import requests
 
 ACCESS_KEY = "feather-test"
 SECRET_KEY = "feather-test-secret"
+# An identity that may read and list but not write, delete or change bucket settings
+# (lifecycle rules): a key with too few rights, as an operator may hand out.
+LIMITED_ACCESS_KEY = "feather-limited"
+LIMITED_SECRET_KEY = "feather-limited-secret"
 
 
 def _free_ports(count: int) -> list[int]:
@@ -56,7 +60,11 @@ class SeaweedS3:
         config.write_text(json.dumps({"identities": [{
             "name": "feather",
             "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
-            "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"]}, {
+            "name": "feather-limited",
+            "credentials": [{"accessKey": LIMITED_ACCESS_KEY,
+                             "secretKey": LIMITED_SECRET_KEY}],
+            "actions": ["Read", "List"]}]}))
         ports = _free_ports(8)
         names = ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
                  "filer.port", "filer.port.grpc", "s3.port", "s3.port.grpc")

@@ -13,8 +13,8 @@ from flask.testing import FlaskClient
 from feather_cli.main import cli
 from feather_server.api import docs
 from feather_server.http.errors import STATUS_BY_CODE
+from feather_server.readme_tables import TABLES, table_in
 from feather_server.settings import settings_table
-from feather_server.settings_doc import BEGIN, END, markdown_table
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -122,10 +122,14 @@ def test_readme_sections_in_order() -> None:
     assert README.startswith("# Feather\n")
 
 
-def test_configuration_table_matches_the_settings() -> None:
-    start = README.index(BEGIN) + len(BEGIN)
-    table = README[start:README.index(END, start)].strip("\n") + "\n"
-    assert table == markdown_table(), "stale: run python -m feather_server.settings_doc --write"
+@pytest.mark.parametrize("name", sorted(TABLES))
+def test_generated_tables_are_current(name: str) -> None:
+    assert table_in(README, name) == TABLES[name](), (
+        "stale: run python -m feather_server.readme_tables --write")
+
+
+def test_configuration_table_names_every_setting() -> None:
+    table = table_in(README, "settings-table")
     for name, _, _, _ in settings_table():
         assert f"`{name}`" in table
 

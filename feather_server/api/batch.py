@@ -15,7 +15,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from feather_server import schema
 from feather_server.accounts import Caller, charge, refund
 from feather_server.ai.describe import not_configured
-from feather_server.errors import ApiError, status_of
+from feather_server.errors import RETRY_AFTER_SECONDS, ApiError, status_of
 from feather_server.http.dialect import FLUX, speaks
 from feather_server.http.observability import request_deadline
 from feather_server.http.policy import authenticated, rate_limited, takes_batch
@@ -141,7 +141,8 @@ def _answer(order: batches.Order, delivery: batches.Delivery | None,
     if not data:
         first = errors[0]
         code = str(first["code"])
-        raise ApiError(code, str(first["message"]), status=status_of(code),
+        retry = {"Retry-After": str(RETRY_AFTER_SECONDS)} if code == "SERVICE_UNAVAILABLE" else {}
+        raise ApiError(code, str(first["message"]), status=status_of(code), headers=retry,
                        extra={"errors": errors})
     body: dict[str, Any] = {"data": data}
     if errors:

@@ -17,7 +17,7 @@ from feather_server.errors import ApiError
 from feather_server.filenames import content_disposition
 from feather_server.http.dialect import FLUX, speaks
 from feather_server.storage import current_signer, current_store
-from feather_server.storage.base import StoredObject, StoreError
+from feather_server.storage.base import StoredObject
 
 bp = Blueprint("downloads", __name__, url_prefix="/api")
 
@@ -31,10 +31,7 @@ def _not_found() -> ApiError:
 def download(scope: str, object_id: str) -> Response:
     current_signer().verify(f"downloads/{scope}/{object_id}", request.args.get("expires"),
                             request.args.get("signature"))
-    try:
-        found = current_store().get(scope, object_id)
-    except StoreError as exc:
-        raise ApiError("SERVICE_UNAVAILABLE", "The store is unavailable") from exc
+    found = current_store().get(scope, object_id)  # StoreError: 503, by the registry
     if found is None or found[0].expires < time.time():
         # The signature was good, so the object existed: it has been swept.
         raise ApiError("GONE", "The download link has expired")
@@ -68,19 +65,17 @@ def session_zip(session_file: str) -> Response:
                             request.args.get("signature"))
     store = current_store()
     now = time.time()
-    try:
-        objects = [o for o in store.list(scope) if o.expires >= now]
-        buffer = io.BytesIO()
-        written = 0
-        # Images are already compressed: storing them is as small as deflating, and fast.
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
-            for obj, name in zip(objects, _unique_names(objects), strict=True):
-                data = store.read(obj)
-                if data is not None:
-                    archive.writestr(name, data)
-                    written += 1
-    except StoreError as exc:
-        raise ApiError("SERVICE_UNAVAILABLE", "The store is unavailable") from exc
+    # A store that fails raises StoreError: 503 SERVICE_UNAVAILABLE, by the registry.
+    objects = [o for o in store.list(scope) if o.expires >= now]
+    buffer = io.BytesIO()
+    written = 0
+    # Images are already compressed: storing them is as small as deflating, and fast.
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for obj, name in zip(objects, _unique_names(objects), strict=True):
+            data = store.read(obj)
+            if data is not None:
+                archive.writestr(name, data)
+                written += 1
     if not written:
         raise ApiError("GONE", "The outputs of this session have expired")
     buffer.seek(0)

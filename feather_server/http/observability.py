@@ -145,7 +145,7 @@ def _serve_metrics() -> Response:
     path = _multiprocess_dir()
     if path:
         registry = CollectorRegistry()
-        MultiProcessCollector(registry, path=path)
+        MultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
     else:
         registry = _metrics().registry
     return Response(generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})

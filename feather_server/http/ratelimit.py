@@ -23,6 +23,7 @@ import os
 import sqlite3
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, current_app, request
@@ -31,6 +32,7 @@ from flask_limiter.util import get_remote_address
 from limits.storage import MovingWindowSupport, Storage
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from feather_server.datadir import create_private_file, private_folder
 from feather_server.http.errors import error_response
 from feather_server.http.policy import is_rate_limited
 from feather_server.settings import Settings, current_settings
@@ -177,7 +179,9 @@ class SQLiteStorage(Storage, MovingWindowSupport):
     def _db(self) -> sqlite3.Connection:
         # A connection must not cross a fork: each process opens its own.
         if self._conn is None or self._pid != os.getpid():
-            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            # Owner-only (the counters are keyed by client IP); SQLite keeps the mode.
+            folder = private_folder(Path(self.path).parent)
+            create_private_file(folder / Path(self.path).name)
             conn = sqlite3.connect(self.path, timeout=10, isolation_level=None,
                                    check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")

@@ -48,15 +48,11 @@ def _nothing() -> None:
     """A job that does nothing: submitting it starts the job processes."""
 
 
-def warm_up(settings: Settings) -> None:
-    """Start the job processes of this process in the background.
-
-    Starting them (the fork server imports the codecs first) takes a moment; the
-    process serves requests meanwhile, and the first job waits only for what is left.
-    """
-    runner = runner_for(settings)
-    threading.Thread(target=runner.submit_call, args=(_nothing,), name="feather-warm-up",
-                     daemon=True).start()
+def warm_up(settings: Settings, wait: float = 60.0) -> None:
+    """Start the job processes of this process, and wait (up to ``wait`` seconds) until
+    they take jobs: a worker takes no request before it can do the work, so no early
+    request spends its deadline waiting for the fork server to import the codecs."""
+    runner_for(settings).submit_call(_nothing).result(timeout=wait)
 
 
 def shutdown() -> None:

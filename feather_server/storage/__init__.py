@@ -10,7 +10,7 @@ from flask import Flask, current_app
 
 from feather_server.settings import Settings, current_settings
 from feather_server.storage.base import Store, StoredObject, StoreError
-from feather_server.storage.signing import Signer, load_secret
+from feather_server.storage.signing import SecretError, Signer, load_secret
 
 __all__ = ["Store", "StoredObject", "StoreError", "Signer", "store_for", "init_app",
            "current_store", "current_signer"]
@@ -45,6 +45,9 @@ def current_store() -> Store:
 def current_signer() -> Signer:
     signer: Signer | None = current_app.extensions.get("feather.signer")
     if signer is None:
-        signer = Signer(load_secret(current_settings()))
+        try:
+            signer = Signer(load_secret(current_settings()))
+        except SecretError as exc:  # a full or read-only DATA_DIR: 503, and say why
+            raise StoreError(str(exc)) from exc
         current_app.extensions["feather.signer"] = signer
     return signer

@@ -7,9 +7,16 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
+from feather_server.errors import Unavailable
 
-class StoreError(Exception):
-    """A store could not write or read an object (disk full, bucket unreachable...)."""
+
+class StoreError(Unavailable):
+    """A store could not write or read an object (disk full, bucket unreachable...).
+
+    Answered 503 SERVICE_UNAVAILABLE by the errors registry wherever it is not caught.
+    """
+
+    part = "the output store"
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,12 @@ class Store(Protocol):
 
     def sweep(self, now: float | None = None) -> int:
         """Delete every expired object; return how many were deleted."""
+
+    def check(self) -> None:
+        """Raise StoreError unless the store can write and read now (readiness)."""
+
+    def describe(self) -> str:
+        """What kind of store this is, for the readiness report ("local", "s3")."""
 
 
 def new_object_id() -> str:

@@ -2,7 +2,9 @@
 
 Writes are atomic: the bytes and then the record are written to temporary files in
 the same folder and renamed into place, record last, so a reader that finds the
-record finds the whole file; a failed write removes its temporaries.
+record finds the whole file; a failed write removes its temporaries. Reads check
+what they find: a record that does not parse, or bytes whose length is not the
+recorded size, are treated as missing (the link answers 410), never served.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from feather_server.datadir import private_folder
 from feather_server.settings import Settings
 from feather_server.storage.base import StoredObject, StoreError, new_object_id
 
@@ -44,7 +47,7 @@ class LocalStore:
                              "expires": expires}).encode()
         temps: list[str] = []
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            private_folder(folder)
             for suffix, payload in ((".bin", data), (".json", record)):
                 fd, temp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=suffix)
                 temps.append(temp)
@@ -68,25 +71,29 @@ class LocalStore:
             return None
         try:
             raw = json.loads((self._folder(scope) / f"{object_id}.json").read_bytes())
-        except (OSError, ValueError, StoreError):
+            fields = (raw["name"], raw["mime"], raw["size"], raw["expires"])
+        except (OSError, ValueError, KeyError, TypeError, StoreError):
             return None
-        return StoredObject(scope=scope, object_id=object_id, name=raw["name"],
-                            mime=raw["mime"], size=raw["size"], expires=raw["expires"])
+        name, mime, size, expires = fields
+        if not (isinstance(name, str) and isinstance(mime, str)
+                and type(size) is int and type(expires) is int):
+            return None
+        return StoredObject(scope=scope, object_id=object_id, name=name, mime=mime,
+                            size=size, expires=expires)
 
     def get(self, scope: str, object_id: str) -> tuple[StoredObject, bytes] | None:
         obj = self._record(scope, object_id)
         if obj is None:
             return None
-        try:
-            return obj, (self._folder(scope) / f"{object_id}.bin").read_bytes()
-        except OSError:
-            return None
+        data = self.read(obj)
+        return None if data is None else (obj, data)
 
     def read(self, obj: StoredObject) -> bytes | None:
         try:
-            return (self._folder(obj.scope) / f"{obj.object_id}.bin").read_bytes()
+            data = (self._folder(obj.scope) / f"{obj.object_id}.bin").read_bytes()
         except (OSError, StoreError):
             return None
+        return data if len(data) == obj.size else None
 
     def list(self, scope: str) -> list[StoredObject]:
         try:
@@ -99,6 +106,25 @@ class LocalStore:
 
     def download_url(self, obj: StoredObject, feather_url: str) -> str:
         return feather_url
+
+    def describe(self) -> str:
+        return "local"
+
+    def check(self) -> None:
+        """A small file written, synced and removed: a full or read-only disk fails it."""
+        try:
+            private_folder(self.root)
+            fd, probe = tempfile.mkstemp(dir=self.root, prefix=".tmp-ready-")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(b"ready" * 800)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            finally:
+                with contextlib.suppress(OSError):
+                    os.unlink(probe)
+        except OSError as exc:
+            raise StoreError(f"{self.root} is not writable: {exc.strerror or exc}") from exc
 
     def path_of(self, obj: StoredObject) -> Path:
         return self._folder(obj.scope) / f"{obj.object_id}.bin"

@@ -9,43 +9,81 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
+import logging
+import re
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from filelock import FileLock, Timeout
+
+from feather_server.datadir import private_folder, write_atomically
 from feather_server.errors import ApiError
 from feather_server.settings import Settings
 
 SECRET_FILE = "secret_key"
+_GENERATED = re.compile(rb"[0-9a-f]{64}")
+# Expiry times are Unix seconds: ten digits until the year 2286. Longer ones are not
+# links Feather made (and int() of thousands of digits is refused by Python).
+_EXPIRES = re.compile(r"[0-9]{1,12}")
+_SIGNATURE = re.compile(r"[0-9a-f]{64}")
+log = logging.getLogger("feather.storage")
 
 
-def load_secret(settings: Settings) -> bytes:
-    """SECRET_KEY, or one generated on first use and kept in DATA_DIR.
+class SecretError(RuntimeError):
+    """The generated signing key cannot be read or written; the message says what to do."""
 
-    Created with O_EXCL so that several workers starting at once agree on one key,
-    and every restart keeps the links it signed.
+
+def _read_generated(path: Path) -> bytes | None:
+    """The key in ``path`` when it is one Feather generated (64 hex digits), else None."""
+    try:
+        raw = path.read_bytes().strip()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise SecretError(f"{path} cannot be read ({exc.strerror or exc}): give the "
+                          "service's user access to it, or set SECRET_KEY") from exc
+    return raw if _GENERATED.fullmatch(raw) else None
+
+
+def load_secret(settings: Settings, on_repair: Callable[[str], None] | None = None) -> bytes:
+    """SECRET_KEY, or one generated on first use and kept in DATA_DIR/secret_key (0600).
+
+    The file is written atomically, so it is whole or absent. A damaged one (empty,
+    truncated by a full disk in an older version, edited by hand) is replaced: links
+    signed with it stop working, and nothing else depended on it. Several workers
+    starting at once agree on one key: the key is made under a lock, and read again
+    inside it. Raises SecretError when the key can be neither read nor written.
     """
     if settings.secret_key:
         return settings.secret_key.encode()
-    folder = Path(settings.data_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / SECRET_FILE
+    path = Path(settings.data_dir) / SECRET_FILE
+    key = _read_generated(path)
+    if key is not None:
+        return key
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_hex(32))
-            handle.flush()
-            os.fsync(handle.fileno())
-    for _ in range(100):
-        text = path.read_text().strip()
-        if text:  # another worker may be between its O_EXCL and its write
-            return text.encode()
-        time.sleep(0.01)
-    raise RuntimeError(f"{path} is empty: delete it or set SECRET_KEY")
+        folder = private_folder(path.parent)
+        with FileLock(str(folder / f".{SECRET_FILE}.lock"), timeout=30):
+            key = _read_generated(path)
+            if key is not None:
+                return key  # another process made it meanwhile
+            damaged = path.exists()
+            key = secrets.token_hex(32).encode()
+            write_atomically(path, key)
+    except Timeout as exc:
+        raise SecretError(f"{path} is locked by another process for over 30 s: "
+                          "check that no stuck feather process holds it") from exc
+    except OSError as exc:
+        raise SecretError(f"{path} cannot be written ({exc.strerror or exc}): free space "
+                          "or fix permissions in DATA_DIR, or set SECRET_KEY") from exc
+    if damaged:
+        message = (f"{path} was damaged (not a 64-digit hex key) and has been replaced; "
+                   "download links signed before no longer work")
+        log.warning("%s", message)
+        if on_repair is not None:
+            on_repair(message)
+    return key
 
 
 class Signer:
@@ -68,11 +106,18 @@ class Signer:
 
     def verify(self, path: str, expires_raw: str | None, signature: str | None,
                now: float | None = None) -> None:
-        """Raise 403 FORBIDDEN for a bad signature, 410 GONE for an expired one."""
-        if not expires_raw or not signature or not expires_raw.isdigit():
+        """Raise 403 FORBIDDEN for a bad signature, 410 GONE for an expired one.
+
+        Anything that is not the shape Feather writes (non-ASCII digits such as "²",
+        which ``str.isdigit`` accepts, percent-encoded bytes, a thousand digits) is a
+        bad link, not a server error.
+        """
+        if (not expires_raw or not signature or not _EXPIRES.fullmatch(expires_raw)
+                or not _SIGNATURE.fullmatch(signature)):
             raise ApiError("FORBIDDEN", "The download link is not valid")
         expires = int(expires_raw)
-        if not hmac.compare_digest(self.signature(path, expires), signature):
+        if not hmac.compare_digest(self.signature(path, expires).encode(),
+                                   signature.encode()):
             raise ApiError("FORBIDDEN", "The download link is not valid")
         if (time.time() if now is None else now) > expires:
             raise ApiError("GONE", "The download link has expired")

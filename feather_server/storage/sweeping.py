@@ -1,7 +1,10 @@
 """Expired outputs are deleted by `flask sweep` and, automatically, after batches.
 
 The automatic sweep runs at most every SWEEP_INTERVAL seconds per host, in a
-background thread, by whichever worker takes the lock first.
+background thread, by whichever worker takes the lock first. A store whose expiry
+the bucket itself handles (``S3_LIFECYCLE``) is not swept. The time of the last
+sweep is kept in DATA_DIR/.last-sweep, written atomically; an unreadable stamp only
+means a sweep is due.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from feather_server.datadir import private_folder, write_atomically
 from feather_server.settings import Settings
 from feather_server.storage.base import Store, StoreError
 
@@ -24,17 +28,20 @@ _guard = threading.Lock()
 
 def sweep_now(store: Store, settings: Settings) -> int:
     """Sweep under the host's sweep lock; returns how many outputs were deleted."""
-    folder = Path(settings.data_dir)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = private_folder(Path(settings.data_dir))
     with FileLock(str(folder / ".sweep.lock"), timeout=60):
         deleted = store.sweep()
-        (folder / ".last-sweep").write_text(str(int(time.time())))
+        _stamp(folder)
         return deleted
+
+
+def _stamp(folder: Path) -> None:
+    write_atomically(folder / ".last-sweep", str(int(time.time())).encode(), 0o600)
 
 
 def _due(settings: Settings) -> bool:
     try:
-        last = int((Path(settings.data_dir) / ".last-sweep").read_text())
+        last = int((Path(settings.data_dir) / ".last-sweep").read_bytes().strip())
     except (OSError, ValueError):
         return True
     return time.time() - last > SWEEP_INTERVAL
@@ -55,7 +62,7 @@ def maybe_sweep(store: Store, settings: Settings) -> None:
             lock = FileLock(str(Path(settings.data_dir) / ".sweep.lock"), timeout=0)
             with lock:
                 deleted = store.sweep()
-                (Path(settings.data_dir) / ".last-sweep").write_text(str(int(time.time())))
+                _stamp(Path(settings.data_dir))
             if deleted:
                 log.info("swept %d expired outputs", deleted)
         except Timeout:
