@@ -103,7 +103,10 @@ def post_worker_init(worker):  # type: ignore[no-untyped-def]
     from feather_server.services import processing
     from feather_server.settings import Settings
 
-    processing.warm_up(Settings.from_env())
+    try:
+        processing.warm_up(Settings.from_env())
+    except Exception as exc:  # noqa: BLE001 - the first job will start them again
+        worker.log.warning("job processes did not start: %s", exc)
 
 
 def worker_exit(server, worker):  # type: ignore[no-untyped-def]
