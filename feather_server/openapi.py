@@ -12,6 +12,7 @@ from typing import Any
 
 from feather_core.formats import INPUT_NAMES, OUTPUT_NAMES
 from feather_server.schema import FEATHER, FLUX, Field, fields_of
+from feather_server.services.model_cache import VARIANTS
 
 Schema = dict[str, Any]
 
@@ -279,7 +280,8 @@ def build_document(version: str) -> Schema:
                 "description": "Usage this billing period.", "headers": _RATE_HEADERS,
                 "content": {"application/json": {"schema": _ref("Usage")}}},
                 (401, 429, 503), security=True),
-            "/api/model": _get("The MODNet ONNX model for in-browser background removal",
+            "/api/model": _get("An ONNX model for in-browser background removal (MODNet full "
+                               "or quantized, bundled U²-Netp as lite)",
                                "model", {
                 "description": "Model bytes (cached for a year).",
                 "headers": {"ETag": {"schema": {"type": "string"}},
@@ -287,7 +289,7 @@ def build_document(version: str) -> Schema:
                 "content": {"application/octet-stream": {"schema": _BINARY}}},
                 (400, 429, 502, 503),
                 parameters=[{"name": "variant", "in": "query", "required": False,
-                             "schema": {"type": "string", "enum": ["full", "quantized"],
+                             "schema": {"type": "string", "enum": list(VARIANTS),
                                         "default": "full"}}]),
             "/api/downloads/{scope}/{object_id}": _get(
                 "A stored output behind a signed, expiring URL", "download", {

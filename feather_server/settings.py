@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from feather_server.services.model_pins import MODNET_FULL, MODNET_QUANTIZED
+
 
 class SettingsError(Exception):
     """One or more environment variables are invalid; the message lists them all."""
@@ -53,6 +55,25 @@ def _positive_float(raw: str) -> float:
 
 def _text(raw: str) -> str:
     return raw.strip()
+
+
+def _model_url(raw: str) -> str:
+    # An empty variable means the default, so "none" is how an operator turns it off.
+    value = raw.strip()
+    if value.lower() == "none":
+        return ""
+    if not value.lower().startswith(("http://", "https://")):
+        raise ValueError("expected an http(s) URL or none")
+    return value
+
+
+def _sha256(raw: str) -> str:
+    value = raw.strip().lower()
+    if value == "none":
+        return ""
+    if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+        raise ValueError("expected 64 hexadecimal digits or none")
+    return value
 
 
 def _origins(raw: str) -> tuple[str, ...]:
@@ -151,10 +172,19 @@ class Settings:
     model_cache_dir: str = _env("MODEL_CACHE_DIR", _text, "", "model",
                                 "Folder the background-removal model is cached in "
                                 "(default: DATA_DIR/models).")
-    model_full_url: str = _env("MODEL_FULL_URL", _text, "", "model",
-                               "Upstream URL of the full MODNet ONNX model.")
-    model_quantized_url: str = _env("MODEL_QUANTIZED_URL", _text, "", "model",
-                                    "Upstream URL of the quantized MODNet ONNX model.")
+    model_full_url: str = _env("MODEL_FULL_URL", _model_url, MODNET_FULL.url, "model",
+                               "Upstream URL of the full MODNet ONNX model (pinned "
+                               "revision); none: no upstream.")
+    model_full_sha256: str = _env("MODEL_FULL_SHA256", _sha256, MODNET_FULL.sha256, "model",
+                                  "sha256 the full model must have, checked before it is "
+                                  "cached and when read back; none: unchecked.")
+    model_quantized_url: str = _env("MODEL_QUANTIZED_URL", _model_url, MODNET_QUANTIZED.url,
+                                    "model", "Upstream URL of the quantized MODNet ONNX "
+                                    "model (pinned revision); none: no upstream.")
+    model_quantized_sha256: str = _env("MODEL_QUANTIZED_SHA256", _sha256,
+                                       MODNET_QUANTIZED.sha256, "model",
+                                       "sha256 the quantized model must have; none: "
+                                       "unchecked.")
     model_fetch_timeout_ms: int = _env("MODEL_FETCH_TIMEOUT_MS", _int_at_least(1), 60_000,
                                        "model", "Upstream fetch timeout (502 above).")
     model_max_mb: float = _env("MODEL_MAX_MB", _positive_float, 200.0, "model",

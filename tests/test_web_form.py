@@ -14,7 +14,6 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 import requests
 from flask.testing import FlaskClient
@@ -22,9 +21,7 @@ from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
 from tests.images import encode, photo
-from tests.model_fixtures import modnet_like, modnet_like_quantized
 from tests.server import GunicornServer
-from tests.upstream import Route, Upstream
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -271,85 +268,6 @@ def test_keyboard_labels_and_a_phone_screen(browser: Browser, live_server: Gunic
         assert phone.errors == []
     finally:
         phone.close()
-
-
-# ---------------------------------------------------------------- background removal
-
-
-@pytest.fixture(scope="module")
-def model_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GunicornServer]:
-    """gunicorn whose /api/model fetches a MODNet-shaped model from a local upstream."""
-    work = tmp_path_factory.mktemp("bg")
-    with Upstream() as upstream:
-        full = upstream.route("/modnet.onnx", Route(body=modnet_like()))
-        quantized = upstream.route("/modnet-q.onnx",
-                                   Route(body=modnet_like_quantized(work)))
-        server = GunicornServer({"DATA_DIR": str(work / "var"), "RATE_LIMIT_PER_MINUTE": "0",
-                                 "MODEL_CACHE_DIR": str(work / "models"),
-                                 "MODEL_FULL_URL": full, "MODEL_QUANTIZED_URL": quantized},
-                                workers=2)
-        server.start(work)
-        yield server
-        server.stop()
-
-
-def gradient(width: int = 160, height: int = 120) -> Image.Image:
-    """Smooth ramps (red across, green down): the stand-in's matte varies over the image."""
-    x = np.linspace(0, 255, width)[None, :].repeat(height, 0)
-    y = np.linspace(0, 255, height)[:, None].repeat(width, 1)
-    rgb = np.stack([x, y, np.full_like(x, 128)], axis=-1)
-    return Image.fromarray(rgb.round().astype(np.uint8), "RGB")
-
-
-def stand_in_matte(image: Image.Image) -> np.ndarray:
-    """The matte of tests/model_fixtures' model, 0..255, from MODNet's [-1, 1] input."""
-    from tests.model_fixtures import BIAS, WEIGHTS
-
-    rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 127.5 - 1
-    logits = rgb @ WEIGHTS + BIAS
-    return 255 / (1 + np.exp(-logits))
-
-
-@pytest.mark.parametrize("variant", ["quantized", "full"])
-def test_background_removal_in_the_browser(browser: Browser, model_server: GunicornServer,
-                                           tmp_path: Path, variant: str) -> None:
-    source = gradient()
-    path = tmp_path / "portrait.png"
-    source.save(path)
-    visit = Visit(browser, model_server.url, viewport={"width": 1280, "height": 900})
-    try:
-        page = visit.open()
-        page.click("#bg-section summary")
-        page.select_option("#modelVariant", variant)
-        page.check("#removeBackground")
-        page.select_option("#outputFormat", "png")
-        label = page.locator("#model-label")
-        expect(label).to_have_text(f"The {variant} model is ready.")
-        expect(page.locator("#model-progress")).to_have_js_property("value", 1)
-
-        visit.add_files(path)
-        portrait = card(page, "portrait.png")
-        expect(portrait.locator(".dimensions")).to_have_text("160 × 120 px")
-        with page.expect_download() as download:
-            portrait.locator("button.download").click()
-        saved = tmp_path / "out.png"
-        download.value.save_as(saved)
-        with Image.open(saved) as image:
-            assert image.format == "PNG" and image.mode == "RGBA"
-            alpha = np.asarray(image.getchannel("A"), dtype=np.float32)
-        expected = stand_in_matte(source)
-        # The matte went through the model at its own size and back: close, not exact.
-        assert np.abs(alpha - expected).mean() < 6
-        assert np.corrcoef(alpha.ravel(), expected.ravel())[0, 1] > 0.98
-        assert np.ptp(alpha) > 120  # the matte spans 59..204 here: a real range, not a flat layer
-
-        model_requests = [url for _, url in visit.requests if "/api/model" in url]
-        assert model_requests == [f"{model_server.url}/api/model?variant={variant}"]
-        assert any(url.endswith(".wasm") for _, url in visit.requests)
-        assert visit.outside_origin() == []
-        assert visit.errors == []
-    finally:
-        visit.close()
 
 
 # ---------------------------------------------------------------- alt text and SEO names

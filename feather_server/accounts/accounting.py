@@ -155,8 +155,8 @@ class UsageReport:
     ia_credits_monthly: int
     ia_topup_credits: int
     ia_credits_remaining: int
-    canCompress: bool  # noqa: N815 - FluxImage's name
-    canUseIA: bool  # noqa: N815
+    canCompress: bool
+    canUseIA: bool
     period_start: datetime
     period_end: datetime
 

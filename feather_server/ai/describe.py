@@ -96,7 +96,7 @@ class Describer:
         """
         try:
             uri = preview_data_uri(data)
-        except Exception as exc:  # noqa: BLE001 - any decoder error: no AI for this image
+        except Exception as exc:
             raise DescribeFailed(f"no preview: {exc}") from exc
         prompt = PromptInput(ask.language, ask.context, ask.keywords)
         timeout = None if deadline is None else deadline - time.monotonic()
@@ -168,7 +168,7 @@ def describe_all(describer: Callable[[bytes, str, str, Any], R], jobs: Sequence[
             except DescribeFailed as exc:
                 log.warning("AI description of %s failed: %s", label, exc)
                 results.append(None)
-            except Exception:  # noqa: BLE001 - AI is optional; the batch goes on
+            except Exception:
                 log.exception("AI description of %s crashed", label)
                 results.append(None)
         if late:

@@ -1,4 +1,8 @@
-"""GET /api/model: the MODNet ONNX model for the in-browser background-removal worker."""
+"""GET /api/model: an ONNX model for the in-browser background-removal worker.
+
+``full`` and ``quantized`` are MODNet, fetched from the upstream and cached; ``lite`` is
+U²-Netp from the installed package, for hosts without network.
+"""
 
 from __future__ import annotations
 

@@ -114,7 +114,7 @@ def _run(app: Flask, name: str, required: bool, kind: str,
     try:
         with app.app_context():
             kind = probe(current_settings())
-    except Exception as exc:  # noqa: BLE001 - any failure means "down"; logged
+    except Exception as exc:
         log.warning("readiness: %s is down: %s", name, exc, exc_info=exc)
         elapsed = round((time.perf_counter() - started) * 1000, 1)
         return Check(name, required, kind, up=False, latency_ms=elapsed,

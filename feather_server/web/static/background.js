@@ -1,5 +1,6 @@
 // The page's side of background removal: one module Web Worker (bg-worker.js), started
-// on first use, and a promise per image.
+// on first use, and a promise per image. The worker asks for MODNet and falls back to the
+// bundled U²-Netp when MODNet cannot be had; every answer says which model it used.
 
 let worker = null;
 let nextId = 1;
@@ -15,7 +16,7 @@ function start() {
       const waiting = pending.get(message.id);
       pending.delete(message.id);
       if (!waiting) return;
-      if (message.type === "done") waiting.resolve(message.blob);
+      if (message.type === "done") waiting.resolve({ blob: message.blob, model: message.model });
       else waiting.reject(new Error(message.message));
       return;
     }
@@ -31,7 +32,9 @@ function start() {
   return worker;
 }
 
-// Model events: model-progress {loaded, total}, model-init, model-ready, model-error.
+// Model events, each with the variant and the name of its model: model-progress
+// {loaded, total}, model-init, model-ready {asked, and askedName and reason when the
+// bundled model stands in for the one asked for}, model-error {message}.
 export function onModelEvent(listener) {
   listeners.add(listener);
 }
@@ -40,7 +43,8 @@ export function preloadModel(variant) {
   start().postMessage({ type: "load", variant });
 }
 
-// Resolves a PNG Blob of the image with its background made transparent.
+// Resolves {blob, model}: a PNG of the image with its background made transparent, and
+// the model that made it ({variant, name}), which may be the bundled one.
 export function removeBackground(blob, variant) {
   const id = nextId++;
   const promise = new Promise((resolve, reject) => pending.set(id, { resolve, reject }));

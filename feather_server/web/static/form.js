@@ -131,7 +131,10 @@ async function sourceOf(item) {
   if (!variant) return item.file;
   if (!item.cutouts.has(variant)) {
     setMessage(item, "Removing the background…");
-    const cutout = removeBackground(item.file, variant);
+    const cutout = removeBackground(item.file, variant).then(({ blob, model }) => {
+      item.els.card.dataset.backgroundModel = model.variant; // may be the bundled stand-in
+      return blob;
+    });
     cutout.catch(() => item.cutouts.delete(variant));
     item.cutouts.set(variant, cutout);
   }
@@ -154,17 +157,21 @@ onModelEvent((event) => {
     if (event.total) {
       modelProgress.max = event.total;
       modelProgress.value = event.loaded;
-      modelLabel.textContent = `Loading the ${event.variant} model: ${mb(event.loaded)} of ${mb(event.total)} MB`;
+      modelLabel.textContent = `Loading ${event.name}: ${mb(event.loaded)} of ${mb(event.total)} MB`;
     } else {
       modelProgress.removeAttribute("value");
-      modelLabel.textContent = `Loading the ${event.variant} model: ${mb(event.loaded)} MB`;
+      modelLabel.textContent = `Loading ${event.name}: ${mb(event.loaded)} MB`;
     }
   } else if (event.type === "model-init") {
-    modelLabel.textContent = `Starting the ${event.variant} model…`;
+    modelLabel.textContent = `Starting ${event.name}…`;
   } else if (event.type === "model-ready") {
     modelProgress.max = 1;
     modelProgress.value = 1;
-    modelLabel.textContent = `The ${event.variant} model is ready.`;
+    modelStatus.dataset.model = event.variant;
+    // Which model cuts the images out, and why when it is not the one asked for.
+    modelLabel.textContent = event.reason
+      ? `${event.askedName} could not be loaded (${event.reason}); backgrounds are removed with ${event.name} instead.`
+      : `Backgrounds are removed with ${event.name}.`;
   } else if (event.type === "model-error") {
     modelProgress.value = 0;
     modelLabel.textContent = `The model could not be loaded: ${event.message}`;
