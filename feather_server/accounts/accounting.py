@@ -1,24 +1,32 @@
-"""Compression and AI credits: reserve before the work, give back what failed.
+"""Compression and AI credits: reserve before the work, settle after it.
 
 Every change happens in one transaction that first locks the key's usage row
 (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite transactions start with BEGIN
 IMMEDIATE, which locks the whole database). Two workers racing on the last credit
 are therefore serialised: the second one sees the first one's spend.
+
+A reservation is held on a lease a little longer than any request may run. The request
+settles it when it ends (what it delivered stays spent, the rest comes back). A request
+that never ends, its worker killed mid-batch, leaves an open reservation whose lease
+runs out: the next reservation or usage report of that key gives it all back, and so
+does the host's periodic sweep. So nobody pays for work that was never delivered, on
+SQLite and PostgreSQL alike.
 """
 
 from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from feather_server.accounts.keys import utcnow
 from feather_server.accounts.models import ApiKey, Plan, Usage
+from feather_server.accounts.models import Reservation as HeldReservation
 
 
 class QuotaExceeded(Exception):
@@ -72,6 +80,8 @@ class Reservation:
     compressions: int = 0
     ai_monthly: int = 0
     ai_topup: int = 0
+    # The row that holds them on a lease (None: nothing was taken).
+    held_id: int | None = None
 
 
 def _usage_row(session: Session, key: ApiKey, now: datetime) -> tuple[Usage, Plan]:
@@ -93,14 +103,17 @@ def _usage_row(session: Session, key: ApiKey, now: datetime) -> tuple[Usage, Pla
 
 
 def reserve(session: Session, key_id: int, *, compressions: int = 0, ai: int = 0,
-            now: datetime | None = None) -> Reservation:
-    """Take ``compressions`` and ``ai`` credits at once, all or nothing.
+            lease: timedelta = timedelta(minutes=2), now: datetime | None = None
+            ) -> Reservation:
+    """Take ``compressions`` and ``ai`` credits at once, all or nothing, held for ``lease``.
 
-    Raises QuotaExceeded, AiNotAvailable or NoCredits and takes nothing then.
+    Raises QuotaExceeded, AiNotAvailable or NoCredits and takes nothing then. Expired
+    leases of the key are given back first, so they never stand in the way.
     """
     now = now or utcnow()
     key = session.get(ApiKey, key_id, with_for_update=True, populate_existing=True)
     assert key is not None
+    _return_expired(session, key, now)
     usage, plan = _usage_row(session, key, now)
     limit = plan.monthly_compressions
     if compressions and limit is not None and usage.compressions + compressions > limit:
@@ -116,32 +129,97 @@ def reserve(session: Session, key_id: int, *, compressions: int = 0, ai: int = 0
     usage.compressions += compressions
     usage.ai_credits += ai_monthly
     key.ai_topup_credits -= ai_topup
+    held = HeldReservation(key_id=key.id, period_start=usage.period_start,
+                           compressions=compressions, ai_monthly=ai_monthly, ai_topup=ai_topup,
+                           created_at=now, lease_until=now + lease, state="open")
+    session.add(held)
     session.flush()
-    return Reservation(key.id, usage.period_start, compressions, ai_monthly, ai_topup)
+    return Reservation(key.id, usage.period_start, compressions, ai_monthly, ai_topup,
+                       held.id)
 
 
-def release(session: Session, reservation: Reservation, *, compressions: int = 0,
-            ai: int = 0) -> None:
-    """Give back credits of a reservation (images that failed). Top-up credits first,
-    since they were the last taken."""
+def _give_back(session: Session, key: ApiKey, period_start: datetime, *, compressions: int,
+               ai_monthly: int, ai_topup: int, sign: int = 1) -> None:
+    """Return (``sign`` 1) or take again (``sign`` -1) credits of one billing period."""
+    usage = session.scalars(
+        select(Usage).where(Usage.key_id == key.id, Usage.period_start == period_start)
+        .with_for_update().execution_options(populate_existing=True)).one_or_none()
+    if usage is not None:
+        usage.compressions = max(0, usage.compressions - sign * compressions)
+        usage.ai_credits = max(0, usage.ai_credits - sign * ai_monthly)
+    key.ai_topup_credits = max(0, key.ai_topup_credits + sign * ai_topup)
+
+
+def settle(session: Session, reservation: Reservation, *, compressions: int = 0,
+           ai: int = 0) -> None:
+    """End a reservation, giving back ``compressions`` and ``ai`` credits of it (the
+    work that failed). Top-up credits come back first, since they were the last taken.
+
+    If the lease ran out first and everything came back, what was delivered is taken
+    again: a request that was slow, not dead, still pays for what it delivered.
+    """
     compressions = min(compressions, reservation.compressions)
     ai = min(ai, reservation.ai_monthly + reservation.ai_topup)
-    if not compressions and not ai:
-        return
     # Same lock order as reserve (key, then usage), so the two never deadlock.
     key = session.get(ApiKey, reservation.key_id, with_for_update=True,
                       populate_existing=True)
     assert key is not None
-    usage = session.scalars(
-        select(Usage).where(Usage.key_id == reservation.key_id,
-                            Usage.period_start == reservation.period_start)
-        .with_for_update().execution_options(populate_existing=True)).one()
+    held = None
+    if reservation.held_id is not None:
+        held = session.get(HeldReservation, reservation.held_id, with_for_update=True,
+                           populate_existing=True)
     back_topup = min(ai, reservation.ai_topup)
     back_monthly = ai - back_topup
-    usage.compressions = max(0, usage.compressions - compressions)
-    usage.ai_credits = max(0, usage.ai_credits - back_monthly)
-    key.ai_topup_credits += back_topup
+    if held is not None and held.state == "returned":
+        _give_back(session, key, reservation.period_start,
+                   compressions=reservation.compressions - compressions,
+                   ai_monthly=reservation.ai_monthly - back_monthly,
+                   ai_topup=reservation.ai_topup - back_topup, sign=-1)
+    elif held is None or held.state == "open":
+        _give_back(session, key, reservation.period_start, compressions=compressions,
+                   ai_monthly=back_monthly, ai_topup=back_topup)
+    if held is not None:
+        held.state = "settled"
     session.flush()
+
+
+def release(session: Session, reservation: Reservation, *, compressions: int = 0,
+            ai: int = 0) -> None:
+    """``settle``: the name the callers of an earlier version used."""
+    settle(session, reservation, compressions=compressions, ai=ai)
+
+
+def _return_expired(session: Session, key: ApiKey, now: datetime) -> int:
+    expired = session.scalars(
+        select(HeldReservation).where(HeldReservation.key_id == key.id,
+                                      HeldReservation.state == "open",
+                                      HeldReservation.lease_until < now)
+        .with_for_update()).all()
+    for held in expired:
+        _give_back(session, key, held.period_start, compressions=held.compressions,
+                   ai_monthly=held.ai_monthly, ai_topup=held.ai_topup)
+        held.state = "returned"
+    # Settled and returned rows are kept a day for the record, then dropped.
+    session.execute(delete(HeldReservation).where(
+        HeldReservation.key_id == key.id, HeldReservation.state != "open",
+        HeldReservation.created_at < now - timedelta(days=1)))
+    return len(expired)
+
+
+def return_expired(session: Session, now: datetime | None = None) -> int:
+    """Give back every reservation whose lease ran out (requests that died); how many."""
+    now = now or utcnow()
+    key_ids = session.scalars(
+        select(HeldReservation.key_id).where(HeldReservation.state == "open",
+                                             HeldReservation.lease_until < now)
+        .distinct()).all()
+    returned = 0
+    for key_id in key_ids:
+        key = session.get(ApiKey, key_id, with_for_update=True, populate_existing=True)
+        if key is not None:
+            returned += _return_expired(session, key, now)
+    session.flush()
+    return returned
 
 
 @dataclass(frozen=True)
@@ -163,8 +241,9 @@ class UsageReport:
 
 def usage_report(session: Session, key_id: int, now: datetime | None = None) -> UsageReport:
     now = now or utcnow()
-    key = session.get(ApiKey, key_id, populate_existing=True)
+    key = session.get(ApiKey, key_id, with_for_update=True, populate_existing=True)
     assert key is not None
+    _return_expired(session, key, now)
     usage, plan = _usage_row(session, key, now)
     remaining = max(0, plan.monthly_ai_credits - usage.ai_credits) + key.ai_topup_credits
     limit = plan.monthly_compressions

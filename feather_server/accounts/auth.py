@@ -7,13 +7,17 @@ the bearer token (``feather_server.http.policy``).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 from feather_server.accounts import accounting, keys
 from feather_server.accounts.database import database_for
 from feather_server.accounts.models import Plan
-from feather_server.errors import ApiError
+from feather_server.errors import ApiError, Unavailable
 from feather_server.settings import Settings
+
+log = logging.getLogger("feather.accounts")
 
 AI_NOT_AVAILABLE_MESSAGE = "AI features require a paid plan. Upgrade to Starter."
 NO_CREDITS_MESSAGE = ("You have used all your AI credits this month. "
@@ -66,11 +70,21 @@ def ai_not_available() -> ApiError:
     return ApiError("AI_NOT_AVAILABLE", AI_NOT_AVAILABLE_MESSAGE, flux_error="ia_not_available")
 
 
+# How long a reservation outlives its request's deadline before it comes back by itself:
+# past gunicorn's own timeout, so only a request that died leaves one open that long.
+LEASE_MARGIN_SECONDS = 60
+
+
+def lease_for(settings: Settings) -> timedelta:
+    return timedelta(seconds=settings.request_timeout + LEASE_MARGIN_SECONDS)
+
+
 def charge(caller: Caller, settings: Settings, *, compressions: int = 0, ai: int = 0
            ) -> accounting.Reservation | None:
     """Reserve credits for a request; 403 in either dialect when they are not there.
 
     Anonymous callers have no quota (the rate limit alone applies) but no AI either.
+    The reservation must be settled with ``refund`` when the request ends.
     """
     if caller.anonymous:
         if ai:
@@ -79,7 +93,8 @@ def charge(caller: Caller, settings: Settings, *, compressions: int = 0, ai: int
     assert caller.key_id is not None
     try:
         with database_for(settings).session() as session:
-            return accounting.reserve(session, caller.key_id, compressions=compressions, ai=ai)
+            return accounting.reserve(session, caller.key_id, compressions=compressions, ai=ai,
+                                      lease=lease_for(settings))
     except accounting.QuotaExceeded as exc:
         raise ApiError("QUOTA_EXCEEDED", str(exc), flux_error=str(exc)) from exc
     except accounting.AiNotAvailable as exc:
@@ -90,8 +105,14 @@ def charge(caller: Caller, settings: Settings, *, compressions: int = 0, ai: int
 
 def refund(reservation: accounting.Reservation | None, settings: Settings, *,
            compressions: int = 0, ai: int = 0) -> None:
-    """Give back the credits of work that failed."""
-    if reservation is None or (not compressions and not ai):
+    """Settle a reservation as its request ends, giving back the credits of work that
+    failed. Never raises: with the database down, the reservation's lease runs out and
+    every credit of it comes back, rather than the caller losing the work it got."""
+    if reservation is None:
         return
-    with database_for(settings).session() as session:
-        accounting.release(session, reservation, compressions=compressions, ai=ai)
+    try:
+        with database_for(settings).session() as session:
+            accounting.settle(session, reservation, compressions=compressions, ai=ai)
+    except Unavailable as exc:
+        log.warning("settling reservation %s failed (%s); its lease will return it",
+                    reservation.held_id, exc)

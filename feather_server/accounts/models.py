@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String
+from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -50,3 +50,42 @@ class Usage(Base):
     period_start: Mapped[datetime] = mapped_column(DateTime(), primary_key=True)
     compressions: Mapped[int] = mapped_column(Integer, default=0)
     ai_credits: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Reservation(Base):
+    """Credits taken for one request, held on a lease until the request settles them.
+
+    A request that ends settles its reservation (what was delivered stays spent, the
+    rest comes back). One whose worker died never does: once ``lease_until`` passes, the
+    whole reservation comes back by itself (``accounting.return_expired``).
+    """
+
+    __tablename__ = "reservations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"),
+                                        index=True)
+    period_start: Mapped[datetime] = mapped_column(DateTime())
+    compressions: Mapped[int] = mapped_column(Integer, default=0)
+    ai_monthly: Mapped[int] = mapped_column(Integer, default=0)
+    ai_topup: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime())
+    lease_until: Mapped[datetime] = mapped_column(DateTime())
+    # open: held by a request; settled: the request ended; returned: its lease ran out.
+    state: Mapped[str] = mapped_column(String(16), default="open")
+
+
+class IdempotentRequest(Base):
+    """The first answer to a request sent with an ``Idempotency-Key``, for 24 hours."""
+
+    __tablename__ = "idempotent_requests"
+
+    owner: Mapped[str] = mapped_column(String(200), primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    # pending while the first request runs; done once its answer is recorded.
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    answer: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(), index=True)
