@@ -79,6 +79,9 @@ class Settings:
                            "Most frames an animation may have (422 above).")
     request_timeout_ms: int = _env("REQUEST_TIMEOUT_MS", _int_at_least(1), 30_000, "limits",
                                    "Processing time allowed per request (504 above).")
+    body_timeout_ms: int = _env("BODY_TIMEOUT_MS", _int_at_least(1), 10_000, "limits",
+                                "Longest wait for the next bytes of a request body "
+                                "(408 above).")
     rate_limit_per_minute: int = _env("RATE_LIMIT_PER_MINUTE", _int_at_least(0), 60, "limits",
                                       "Requests per client IP per minute on working "
                                       "endpoints; 0 disables.")

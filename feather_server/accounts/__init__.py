@@ -37,6 +37,8 @@ def init_app(app: Flask) -> None:
         if endpoint in BATCH_ENDPOINTS:
             # Must be set before anything reads the form.
             request.max_content_length = batch_request_limit(settings)
+        if endpoint == "batch.batch":
+            request.memory_file_parts = 0  # every file of a batch goes to the spool folder
         if endpoint not in FEATHER_ENDPOINTS:
             return
         if endpoint == "compress.compress" and dialect.is_flux_request(request):
