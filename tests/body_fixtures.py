@@ -117,7 +117,7 @@ def _answer(sock: socket.socket, sent: int, started: float) -> Answer:
     try:
         while chunk := sock.recv(1 << 16):
             data += chunk
-            if _complete(data):
+            if complete(data):
                 break
     except (ConnectionResetError, TimeoutError):
         pass
@@ -131,7 +131,8 @@ def _answer(sock: socket.socket, sent: int, started: float) -> Answer:
     return Answer(int(lines[0].split()[1]), headers, body, sent, seconds)
 
 
-def _complete(data: bytes) -> bool:
+def complete(data: bytes) -> bool:
+    """Whether ``data`` holds a whole HTTP answer with a Content-Length."""
     head, sep, body = data.partition(b"\r\n\r\n")
     if not sep:
         return False

@@ -217,8 +217,9 @@ def compress(server: GunicornServer) -> requests.Response:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[GunicornServer]:
-    gunicorn = GunicornServer({"DATA_DIR": str(tmp_path), "RATE_LIMIT_PER_MINUTE": "0"},
-                              workers=2)
+    # SlowUpload holds its body back for as long as a test needs a busy worker.
+    gunicorn = GunicornServer({"DATA_DIR": str(tmp_path), "RATE_LIMIT_PER_MINUTE": "0",
+                               "BODY_TIMEOUT_MS": "120000"}, workers=2)
     gunicorn.start(tmp_path)
     yield gunicorn
     gunicorn.stop()
