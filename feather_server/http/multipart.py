@@ -10,7 +10,7 @@ decides where each part's bytes go and stops the moment a limit is passed:
   ``max_body``; past either, ``FormTooLarge``;
 - the body is read ``READ_CHUNK`` bytes at a time: large reads cost gunicorn's
   reader no copies of what it already holds (64 KB reads cost it three times the
-  CPU), and bound what one read adds to memory.
+  CPU), and bound what one read adds to memory; the decoder is fed 256 KB slices.
 
 Nothing here knows HTTP answers: the request class turns these exceptions into them.
 """
@@ -35,6 +35,9 @@ from werkzeug.sansio.multipart import (
 )
 
 READ_CHUNK = 1 << 20
+# The decoder scans and copies what it holds several times over: slices that stay in
+# the CPU's cache parse three times faster than whole 1 MB chunks.
+PARSE_SLICE = 256 << 10
 
 
 @dataclass(frozen=True)
@@ -132,8 +135,11 @@ def _read(reader: _FormReader, read: Callable[[int], bytes], boundary: bytes,
             if limits.max_body is not None and received > limits.max_body:
                 raise FormTooLarge(f"The request body exceeds the "
                                    f"{limits.max_body / 1_000_000:g} MB a request may carry")
-            decoder.receive_data(chunk or None)
-            if reader.consume(decoder, dialect_known) or not chunk:
+            if not chunk:
+                decoder.receive_data(None)
+                reader.consume(decoder, dialect_known)
+                break
+            if _feed(decoder, reader, chunk, dialect_known):
                 break
             if reader.too_large is not None and reader.discarded > limits.max_file:
                 raise reader.overflow()
@@ -145,6 +151,19 @@ def _read(reader: _FormReader, read: Callable[[int], bytes], boundary: bytes,
     if reader.too_large is not None:
         raise reader.overflow()
     return reader.form
+
+
+def _feed(decoder: MultipartDecoder, reader: _FormReader, chunk: bytes,
+          dialect_known: Callable[[StreamedForm], bool]) -> bool:
+    """Parse one chunk in slices of ``PARSE_SLICE``; True at the end of the form."""
+    if len(chunk) <= PARSE_SLICE:
+        decoder.receive_data(chunk)
+        return reader.consume(decoder, dialect_known)
+    for start in range(0, len(chunk), PARSE_SLICE):
+        decoder.receive_data(chunk[start:start + PARSE_SLICE])
+        if reader.consume(decoder, dialect_known):
+            return True
+    return False
 
 
 class _FormReader:
