@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -22,7 +23,7 @@ from feather_server.settings import Settings
 from tests.body_fixtures import Part, complete, form_chunks, form_length, post_raw
 from tests.front_fixtures import LocalFront, require_nginx
 from tests.images import encode, photo
-from tests.server import free_port
+from tests.server import ROOT, free_port
 from tools import front as front_tool
 
 PHOTO = encode(photo(1600, 1200, seed=3), "JPEG", quality=90)
@@ -246,6 +247,18 @@ def test_the_site_file_is_what_a_local_run_serves(tmp_path: Path) -> None:
     ]
     # The shipped body limit is the app's own for the default MAX_UPLOAD_MB.
     assert f"client_max_body_size {batch_request_limit(Settings())};" in shipped
+
+
+def test_the_service_files_agree_with_the_site() -> None:
+    site = front_tool.SITE.read_text()
+    env = dict(re.findall(r"^([A-Z][A-Z0-9_]+)=(\S*)", (ROOT / "deploy" / "feather.env")
+                          .read_text(), re.MULTILINE))
+    # gunicorn listens where nginx sends requests, on loopback only, trusting one proxy.
+    assert f"server {env['HOST']}:{env['PORT']};" in site
+    assert env["HOST"] == "127.0.0.1"
+    assert env["TRUSTED_PROXIES"] == "1"
+    assert "EnvironmentFile=/etc/feather/feather.env" in (ROOT / "deploy" / "feather.service"
+                                                         ).read_text()
 
 
 def test_ctrl_c_stops_nginx_and_gunicorn(tmp_path: Path) -> None:
