@@ -15,7 +15,7 @@ from typing import Any
 from flask import Flask, Response, g, jsonify, request
 
 from feather_server.http import errors
-from feather_server.http.request import FeatherRequest
+from feather_server.http.request import FeatherRequest, spool_every_file
 from feather_server.http.uploads import read_upload
 from feather_server.settings import Settings
 
@@ -55,7 +55,7 @@ def create_echo_app(settings: Settings | None = None) -> Flask:
     @app.post("/echo-batch")
     def echo_batch() -> Response:
         g.dialect = "feather"
-        request.memory_file_parts = 0  # type: ignore[attr-defined]
+        spool_every_file()
         return echo()
 
     @app.post("/flux")

@@ -225,6 +225,7 @@ def test_forms_through_gunicorn_parse_as_before(echo: GunicornServer) -> None:
               ("aiContext", "line one\r\nline two")]
     prepared = requests.Request("POST", echo.url + "/echo", files=files, data=fields).prepare()
     assert isinstance(prepared.body, bytes)
+    content_type = str(prepared.headers["Content-Type"])
     for path in ("/echo", "/echo-batch"):
         prepared.url = echo.url + path
         r = requests.Session().send(prepared, timeout=60)
@@ -232,7 +233,7 @@ def test_forms_through_gunicorn_parse_as_before(echo: GunicornServer) -> None:
         got = r.json()
         assert {"fields": got["fields"],
                 "files": [[f["name"], f["filename"], f["sha256"]] for f in got["files"]]} \
-            == reference(prepared.body, prepared.headers["Content-Type"])
+            == reference(prepared.body, content_type)
         where = [f["where"] for f in got["files"]]
         assert where == (["memory", "memory", "spool", "spool"] if path == "/echo"
                          else ["spool"] * 4)

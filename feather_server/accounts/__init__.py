@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from flask import Flask, Response, g, request
 
-from feather_server.http import dialect
 from feather_server.accounts.auth import Caller, authenticate, charge, refund
+from feather_server.http import dialect
+from feather_server.http.request import spool_every_file
 from feather_server.settings import Settings
 
 __all__ = ["Caller", "authenticate", "charge", "refund", "init_app", "BATCH_ENDPOINTS"]
@@ -38,7 +39,7 @@ def init_app(app: Flask) -> None:
             # Must be set before anything reads the form.
             request.max_content_length = batch_request_limit(settings)
         if endpoint == "batch.batch":
-            request.memory_file_parts = 0  # every file of a batch goes to the spool folder
+            spool_every_file()
         if endpoint not in FEATHER_ENDPOINTS:
             return
         if endpoint == "compress.compress" and dialect.is_flux_request(request):

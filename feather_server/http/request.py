@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from flask import Request, current_app, g
+from flask import Request, current_app, g, request
 from werkzeug.datastructures import ImmutableMultiDict
 
 from feather_server.http import dialect
@@ -135,6 +135,15 @@ class FeatherRequest(Request):
             if self._spool is not None:
                 remove_spool(self._spool)
                 self._spool = None
+
+
+def spool_every_file() -> None:
+    """Send every file part of the current request to its spool folder: for an endpoint
+    that takes a batch, whose files job processes read from there. Call it before
+    anything reads the form."""
+    current = request._get_current_object()  # type: ignore[attr-defined]
+    if isinstance(current, FeatherRequest):
+        current.memory_file_parts = 0
 
 
 class BodyTimeout(ApiError, BodyStalled):
