@@ -7,6 +7,8 @@ import hashlib
 import io
 import json
 import os
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -233,3 +235,28 @@ def test_a_malformed_body_is_an_empty_form(client: FlaskClient) -> None:
         r = post(client, "/api/compress", broken)
         assert r.status_code == 400
         assert r.json["error"]["details"] == {"file": "is required"}
+
+
+@pytest.fixture
+def small_spool(settings: Settings) -> Iterator[Path]:
+    uploads = Path(settings.data_dir) / "uploads"
+    uploads.mkdir(parents=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(uploads)],
+                          capture_output=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield uploads
+    finally:
+        subprocess.run(["umount", "-l", str(uploads)], check=False)
+
+
+def test_a_full_spool_disk_is_a_503(echo: FlaskClient, small_spool: Path) -> None:
+    parts = [upload("file", f"{i}.jpg", os.urandom(400_000)) for i in range(3)]
+    r = post(echo, "/echo-batch", body(parts))
+    assert r.status_code == 503
+    assert r.json == {"error": {"code": "SERVICE_UNAVAILABLE",
+                                "message": "The upload could not be stored for processing"}}
+    assert list(small_spool.iterdir()) == []
+    r = post(echo, "/echo-batch", body(parts[:1]))  # what fits is taken as before
+    assert r.status_code == 200

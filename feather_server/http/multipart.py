@@ -74,6 +74,10 @@ class FileTooLarge(Exception):
         self.form = form
 
 
+class SpoolFailed(Exception):
+    """A file part could not be written to the spool folder (a full disk, say)."""
+
+
 class BodyStalled(Exception):
     """Reading the body timed out (raised by the read function given to ``read_form``).
 
@@ -221,8 +225,11 @@ class _FormReader:
                 self.memory_slots -= 1
                 stream = part.sink = io.BytesIO()
             else:
-                part.path = self.spool() / str(self.parts)
-                stream = part.sink = part.path.open("wb")
+                try:
+                    part.path = self.spool() / str(self.parts)
+                    stream = part.sink = part.path.open("wb")
+                except OSError as exc:
+                    raise SpoolFailed(str(exc)) from exc
             part.storage = FileStorage(stream, event.filename, event.name, headers=event.headers)
             self.form.files.append((event.name, part.storage))
         self.part = part
@@ -245,7 +252,10 @@ class _FormReader:
             if dialect_known(self.form):
                 raise self.overflow()
         elif part.sink is not None:
-            part.sink.write(data)
+            try:
+                part.sink.write(data)
+            except OSError as exc:
+                raise SpoolFailed(str(exc)) from exc
 
     def _drop(self, part: _Part) -> None:
         """Stop keeping a part's bytes, and free what was kept."""
@@ -266,8 +276,11 @@ class _FormReader:
                 _charset(part.headers), "replace")))
         elif part.sink is not None:
             if part.path is not None:
-                part.sink.close()
-                part.storage.stream = part.path.open("rb")
+                try:
+                    part.sink.close()  # flushes the last bytes
+                    part.storage.stream = part.path.open("rb")
+                except OSError as exc:
+                    raise SpoolFailed(str(exc)) from exc
             else:
                 part.sink.seek(0)
             part.sink = None

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -34,6 +35,7 @@ from feather_server.http.multipart import (
     FileTooLarge,
     FormLimits,
     FormTooLarge,
+    SpoolFailed,
     StreamedForm,
     read_form,
 )
@@ -41,6 +43,7 @@ from feather_server.http.spool import new_spool, remove_spool
 from feather_server.settings import Settings
 
 _T = TypeVar("_T")
+log = logging.getLogger("feather.request")
 
 
 class FeatherRequest(Request):
@@ -88,6 +91,10 @@ class FeatherRequest(Request):
                              self._dialect_known)
         except FormTooLarge as exc:
             raise ApiError("FILE_TOO_LARGE", str(exc)) from None
+        except SpoolFailed as exc:
+            log.error("spooling an upload failed: %s", exc)
+            raise ApiError("SERVICE_UNAVAILABLE",
+                           "The upload could not be stored for processing") from None
         except FileTooLarge as exc:
             self._set_form(exc.form)
             raise self._file_too_large(exc.filename, settings) from None
