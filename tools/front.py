@@ -108,7 +108,7 @@ def render_main(front: Front, site_path: Path) -> str:
         "worker_processes auto;\n"
         f"pid {front.run_dir / 'nginx.pid'};\n"
         f"error_log {front.run_dir / 'error.log'} warn;\n"
-        "events {\n    worker_connections 4096;\n}\n"
+        "events {\n    worker_connections 1024;\n}\n"
         "http {\n"
         "    default_type application/octet-stream;\n"
         "    sendfile on;\n"
