@@ -28,6 +28,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -141,6 +142,7 @@ def prepare(environ: Mapping[str, str]) -> tuple[Front, Path]:
     front = Front(host=environ.get("HOST") or "127.0.0.1",
                   port=int(environ.get("PORT") or 3000), run_dir=run_dir,
                   socket_path=socket_path)
+    (run_dir / "error.log").write_text("")  # this run's errors only
     site_path = run_dir / "feather.conf"
     site_path.write_text(render_site(SITE.read_text(), front, environ))
     main_path = run_dir / "nginx.conf"
@@ -156,8 +158,8 @@ def _die_with_parent() -> None:
             ctypes.CDLL(name).prctl(1, signal.SIGTERM)
 
 
-def _get(front: Front, path: str, *, via_socket: bool) -> int:
-    """Status of GET ``path`` from gunicorn's socket or from nginx; 0 when unreachable."""
+def _get(front: Front, path: str, *, via_socket: bool) -> tuple[int, str]:
+    """(status, body) of GET ``path`` from gunicorn's socket or from nginx; 0 unreachable."""
     try:
         if via_socket:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -168,28 +170,38 @@ def _get(front: Front, path: str, *, via_socket: bool) -> int:
         else:
             connection = http.client.HTTPConnection(front.host, front.port, timeout=2)
         connection.request("GET", path, headers={"Host": f"127.0.0.1:{front.port}"})
-        status = connection.getresponse().status
+        answer = connection.getresponse()
+        body = answer.read(2000).decode(errors="replace")
         connection.close()
-        return status
+        return answer.status, body
     except OSError:
-        return 0
+        return 0, ""
 
 
-def _wait_ready(front: Front, name: str, process: subprocess.Popen[bytes], *,
-                via_socket: bool, timeout: float) -> None:
+class _Stopped(Exception):
+    """Ctrl-C or TERM came while starting."""
+
+
+def _wait_ready(front: Front, name: str, process: subprocess.Popen[bytes],
+                stop: threading.Event, *, via_socket: bool, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    status = 0
+    status, body = 0, ""
     while time.monotonic() < deadline:
+        if stop.is_set():
+            raise _Stopped
         if process.poll() is not None:
-            raise FrontError(f"{name} exited with status {process.returncode}")
-        status = _get(front, READY_PATH, via_socket=via_socket)
+            log = front.run_dir / "error.log"
+            tail = log.read_text(errors="replace")[-2000:] if name == "nginx" and \
+                log.exists() else ""
+            raise FrontError(f"{name} exited with status {process.returncode}\n{tail}")
+        status, body = _get(front, READY_PATH, via_socket=via_socket)
         if status == 404:  # a build without the readiness probe: liveness then
-            status = 200 if _get(front, "/api/health", via_socket=via_socket) == 200 else 0
+            status, body = _get(front, "/api/health", via_socket=via_socket)
         if status == 200:
             return
         time.sleep(0.1)
     raise FrontError(f"{name} not ready after {timeout:g} s "
-                     f"(last {READY_PATH}: {status or 'no answer'})")
+                     f"(last {READY_PATH}: {status or 'no answer'} {body})")
 
 
 def run(environ: Mapping[str, str]) -> int:
@@ -203,14 +215,9 @@ def run(environ: Mapping[str, str]) -> int:
     if check.returncode != 0:
         raise FrontError(f"nginx -t failed:\n{check.stderr}")
 
-    stopping = False
-
-    def stop(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
 
     gunicorn = Path(sys.executable).with_name("gunicorn")
     processes: list[subprocess.Popen[bytes]] = []
@@ -219,24 +226,26 @@ def run(environ: Mapping[str, str]) -> int:
             [str(gunicorn), "-c", str(ROOT / "gunicorn.conf.py"),
              "--bind", f"unix:{front.socket_path}", "wsgi:app"],
             cwd=ROOT, env=env, preexec_fn=_die_with_parent))
-        _wait_ready(front, "gunicorn", processes[0], via_socket=True, timeout=60)
+        _wait_ready(front, "gunicorn", processes[0], stop, via_socket=True, timeout=60)
         processes.append(subprocess.Popen(
             [nginx, "-p", str(front.run_dir), "-c", str(main_conf),
              "-e", str(front.run_dir / "error.log"), "-g", "daemon off;"],
             env=env, preexec_fn=_die_with_parent))
-        _wait_ready(front, "nginx", processes[1], via_socket=False, timeout=30)
+        _wait_ready(front, "nginx", processes[1], stop, via_socket=False, timeout=30)
         print(f"Feather on {front.url} (nginx in front of gunicorn on unix:{front.socket_path};"
               f" nginx logs in {front.run_dir}). Ctrl-C stops both.", flush=True)
-        while not stopping and all(p.poll() is None for p in processes):
-            time.sleep(0.2)
-        if not stopping:
-            name, dead = next((n, p) for n, p in zip(("gunicorn", "nginx"), processes,
-                                                     strict=True) if p.poll() is not None)
-            print(f"{name} exited with status {dead.returncode}; stopping", file=sys.stderr)
-            return 1
+        while not stop.wait(0.2):
+            for name, process in zip(("gunicorn", "nginx"), processes, strict=True):
+                if process.poll() is not None:
+                    print(f"{name} exited with status {process.returncode}; stopping",
+                          file=sys.stderr)
+                    return 1
+        return 0
+    except _Stopped:
         return 0
     finally:
         _stop_all(processes)
+        (front.run_dir / "nginx.pid").unlink(missing_ok=True)  # `nginx -t` leaves it empty
         if front.socket_path.parent != front.run_dir:
             shutil.rmtree(front.socket_path.parent, ignore_errors=True)
 
