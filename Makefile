@@ -10,7 +10,7 @@ export PORT
 DEPS_STAMP := $(VENV)/.deps-$(shell cat setup.cfg setup.py requirements-model.txt feather_core/_resample.c package-lock.json 2>/dev/null | md5sum | cut -c1-12)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint bench corpus-check fuzz loadtest audit system-deps deps node-deps browser-deps clean purge
+.PHONY: help run test lint bench corpus-check fuzz loadtest audit system-deps deps node-deps browser-deps nginx-deps clean purge
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -52,12 +52,22 @@ browser-deps: ## Install Debian's chromium (the form's browser tests drive it) w
 		$(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq chromium >/dev/null; \
 	fi
 
+nginx-deps: ## Install Debian's nginx (the production front: PROXY=nginx, and its tests) when missing
+	@if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then \
+		echo "Installing nginx"; \
+		$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
+		$(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq nginx >/dev/null; \
+	fi
+
 deps: system-deps $(DEPS_STAMP) $(NODE_STAMP) ## Create the virtualenv and install pinned dependencies
 
-run: deps ## Start the service on http://localhost:$(PORT) (several gunicorn workers)
-	$(VENV)/bin/gunicorn -c gunicorn.conf.py wsgi:app
+# PROXY=nginx: nginx in front on PORT, as deploy/feather.nginx.conf describes (tools/front.py).
+PROXY ?=
+run: deps $(if $(filter nginx,$(PROXY)),nginx-deps) ## Start the service on http://localhost:$(PORT): gunicorn alone on 127.0.0.1, or behind nginx with PROXY=nginx
+	$(if $(filter-out nginx,$(PROXY)),$(error PROXY=$(PROXY): the only front is PROXY=nginx))
+	$(if $(filter nginx,$(PROXY)),$(PY) -m tools.front,$(VENV)/bin/gunicorn -c gunicorn.conf.py wsgi:app)
 
-test: deps browser-deps ## Run the whole test suite
+test: deps browser-deps nginx-deps ## Run the whole test suite
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 lint: deps ## ruff (code, tests, bench, tools, fuzz) and mypy --strict on everything that ships

@@ -16,7 +16,10 @@ def _truthy(name: str) -> bool:
     return _env(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-bind = f"{_env('HOST', '0.0.0.0')}:{_env('PORT', '3000')}"
+# Loopback unless HOST says otherwise: a sync worker serves one request at a time, so
+# facing clients directly a few slow ones can hold them all. In production nginx faces
+# them (deploy/feather.nginx.conf) and gunicorn listens on 127.0.0.1 behind it.
+bind = f"{_env('HOST', '127.0.0.1')}:{_env('PORT', '3000')}"
 
 # Image work is CPU-bound and Pillow releases the GIL only in parts: one sync worker
 # per core, each serving one request at a time, is the simplest model that uses them.
@@ -78,6 +81,10 @@ def on_starting(server):  # type: ignore[no-untyped-def]
     if path:
         shutil.rmtree(path, ignore_errors=True)
         os.makedirs(path, exist_ok=True)
+    # Upload spool folders of workers of an earlier run that did not end cleanly.
+    from feather_server.http.spool import remove_spools
+
+    remove_spools(_env("DATA_DIR") or "var")
 
 
 def child_exit(server, worker):  # type: ignore[no-untyped-def]
@@ -86,6 +93,10 @@ def child_exit(server, worker):  # type: ignore[no-untyped-def]
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
+    # A worker killed mid-request (gunicorn's timeout, kill -9) leaves its spool folder.
+    from feather_server.http.spool import remove_spools
+
+    remove_spools(_env("DATA_DIR") or "var", pid=worker.pid)
 
 
 def post_fork(server, worker):  # type: ignore[no-untyped-def]

@@ -33,7 +33,8 @@ def print_summary(outcomes: list[FileResult], *, quiet: bool, out: TextIO = sys.
     rows: list[tuple[str, ...]] = []
     if not quiet:
         for o in done:
-            assert o.original_bytes is not None and o.output_bytes is not None
+            assert o.original_bytes is not None
+            assert o.output_bytes is not None
             note = " (unchanged)" if o.unchanged else ""
             rows.append((o.input, f"{o.output}{note}", human_bytes(o.original_bytes),
                          human_bytes(o.output_bytes),

@@ -97,7 +97,7 @@ def open_source(data: bytes, limits: Limits, deadline: Deadline | None = None) -
         raise TooManyPixels(_too_many(limits)) from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
         raise InvalidImage(f"The file could not be decoded as {fmt.upper()}") from exc
-    except Exception as exc:  # noqa: BLE001 - a plugin's parser may raise anything on hostile bytes
+    except Exception as exc:
         raise InvalidImage(f"The file could not be decoded as {fmt.upper()}") from exc
 
     width, height = image.size
@@ -126,7 +126,7 @@ def _count_frames(image: Image.Image, fmt: str, limits: Limits) -> int:
         if not getattr(image, "is_animated", False):
             return 1
         frames = int(getattr(image, "n_frames", 1))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise InvalidImage("The animation could not be read") from exc
     if frames > limits.max_frames:
         raise TooManyPixels(f"The animation has more than {limits.max_frames:,} frames")

@@ -137,7 +137,8 @@ class JobInput:
     def read(self) -> bytes:
         if self.data is not None:
             return self.data
-        assert self.path is not None
+        if self.path is None:
+            raise ValueError("a job input needs data or a path")
         return Path(self.path).read_bytes()
 
 
@@ -200,7 +201,7 @@ class Job:
             raise ProcessingFailed(_death_message(exc.exitcode)) from None
         except MemoryError:
             raise TooManyPixels("The image needs more memory than a job may use") from None
-        except Exception as exc:  # noqa: BLE001 - any other failure inside a codec
+        except Exception as exc:
             raise ProcessingFailed(f"The image could not be processed: {exc}") from exc
 
     @property

@@ -53,7 +53,7 @@ def _parse(data: bytes) -> Element:
     except DefusedXmlException as exc:
         raise InvalidImage(
             "SVG with entity declarations or external references is refused") from exc
-    except Exception as exc:  # noqa: BLE001 - ParseError and friends from expat
+    except Exception as exc:
         raise InvalidImage("The SVG is not well-formed XML") from exc
     if root.tag not in (_SVG_TAG, "svg"):
         raise InvalidImage("The XML document is not an SVG image")
@@ -185,7 +185,7 @@ def _render_here(render: Callable[[bytes, int, int], bytes], data: bytes, width:
         return render(data, width, height)
     except MemoryError:
         raise TooManyPixels("The SVG needs more memory than a job may use") from None
-    except Exception as exc:  # noqa: BLE001 - cairosvg raises anything on hostile drawings
+    except Exception as exc:
         raise InvalidImage("The SVG could not be rendered") from exc
 
 

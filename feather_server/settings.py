@@ -115,6 +115,9 @@ class Settings:
                                   "Memory one image job may use, in MiB, enforced by the "
                                   "operating system; 0: 256 MiB plus 16 bytes per pixel of "
                                   "MAX_PIXELS.")
+    body_timeout_ms: int = _env("BODY_TIMEOUT_MS", _int_at_least(1), 10_000, "limits",
+                                "Longest wait for the next bytes of a request body "
+                                "(408 above).")
     rate_limit_per_minute: int = _env("RATE_LIMIT_PER_MINUTE", _int_at_least(0), 60, "limits",
                                       "Requests per client IP per minute on working "
                                       "endpoints; 0 disables.")

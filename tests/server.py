@@ -26,9 +26,12 @@ class GunicornServer:
     """gunicorn -c gunicorn.conf.py wsgi:app on 127.0.0.1, with the given environment."""
 
     def __init__(self, env: Mapping[str, str] | None = None, workers: int = 2,
-                 port: int | None = None) -> None:
+                 port: int | None = None, app: str = "wsgi:app",
+                 ready_path: str = "/api/health") -> None:
         self.port = port or free_port()
         self.workers = workers
+        self.app = app
+        self.ready_path = ready_path
         self.env = {**os.environ, "PORT": str(self.port), "HOST": "127.0.0.1",
                     "WEB_CONCURRENCY": str(workers), **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
@@ -45,7 +48,7 @@ class GunicornServer:
         log = self.log_path.open("wb")
         gunicorn = Path(sys.executable).with_name("gunicorn")
         self.process = subprocess.Popen(
-            [str(gunicorn), "-c", "gunicorn.conf.py", "wsgi:app"],
+            [str(gunicorn), "-c", "gunicorn.conf.py", self.app],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
@@ -53,7 +56,7 @@ class GunicornServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"gunicorn exited: {self.log()}")
             try:
-                if requests.get(self.url + "/api/health", timeout=1).ok and \
+                if requests.get(self.url + self.ready_path, timeout=1).ok and \
                         len(self.worker_pids()) >= self.workers:
                     return self
             except requests.RequestException:

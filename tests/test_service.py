@@ -33,7 +33,7 @@ ENV_EXAMPLE = ROOT / "deploy" / "feather.env"
 
 def load_gunicorn_conf(monkeypatch: pytest.MonkeyPatch, **env: str) -> dict[str, object]:
     for name in ("WEB_CONCURRENCY", "REQUEST_TIMEOUT_MS", "GUNICORN_TIMEOUT", "METRICS_ENABLED",
-                 "GRACEFUL_TIMEOUT", "MAX_REQUESTS", "MAX_REQUESTS_JITTER"):
+                 "GRACEFUL_TIMEOUT", "MAX_REQUESTS", "MAX_REQUESTS_JITTER", "HOST", "PORT"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -42,6 +42,7 @@ def load_gunicorn_conf(monkeypatch: pytest.MonkeyPatch, **env: str) -> dict[str,
 
 def test_gunicorn_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     conf = load_gunicorn_conf(monkeypatch)
+    assert conf["bind"] == "127.0.0.1:3000"  # never all addresses unless HOST says so
     assert conf["workers"] == os.cpu_count()
     assert conf["worker_class"] == "sync"
     assert conf["timeout"] > Settings().request_timeout  # type: ignore[operator]
@@ -54,7 +55,8 @@ def test_gunicorn_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_gunicorn_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     conf = load_gunicorn_conf(monkeypatch, WEB_CONCURRENCY="3", REQUEST_TIMEOUT_MS="95500",
                               GRACEFUL_TIMEOUT="12", MAX_REQUESTS="50",
-                              MAX_REQUESTS_JITTER="5")
+                              MAX_REQUESTS_JITTER="5", HOST="0.0.0.0", PORT="8080")
+    assert conf["bind"] == "0.0.0.0:8080"
     assert conf["workers"] == 3
     assert conf["timeout"] > 95.5  # type: ignore[operator]
     assert conf["graceful_timeout"] == 12
@@ -217,8 +219,9 @@ def compress(server: GunicornServer) -> requests.Response:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[GunicornServer]:
-    gunicorn = GunicornServer({"DATA_DIR": str(tmp_path), "RATE_LIMIT_PER_MINUTE": "0"},
-                              workers=2)
+    # SlowUpload holds its body back for as long as a test needs a busy worker.
+    gunicorn = GunicornServer({"DATA_DIR": str(tmp_path), "RATE_LIMIT_PER_MINUTE": "0",
+                               "BODY_TIMEOUT_MS": "120000"}, workers=2)
     gunicorn.start(tmp_path)
     yield gunicorn
     gunicorn.stop()

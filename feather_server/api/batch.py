@@ -85,7 +85,7 @@ def _order(caller: Caller, settings: Settings) -> batches.Order:
                        {"file": "is required"})
     uploads = [_read(part, settings) for part in parts]
     marks = uploaded_files("watermarkFile")
-    mark = _read(marks[0], settings).data if marks and caller.may_watermark else None
+    mark = _read(marks[0], settings).read() if marks and caller.may_watermark else None
     values = schema.read_values(request.form, FLUX)
     session_id = values.get("sessionId") or uuid.uuid4().hex
     return batches.Order(
@@ -116,11 +116,12 @@ def session_zip_url(session_id: str, scope: str, expires: int, settings: Setting
 
 
 def _item(outcome: batches.Outcome, url: str) -> dict[str, Any]:
-    assert outcome.stored is not None and outcome.result is not None
+    assert outcome.stored is not None
+    assert outcome.result is not None
     item: dict[str, Any] = {
         "originalName": outcome.upload.filename,
         "newName": outcome.stored.name,
-        "originalSize": len(outcome.upload.data),
+        "originalSize": outcome.upload.size,
         "optimizedSize": outcome.result.output_bytes,
         "downloadUrl": url,
     }

@@ -46,6 +46,6 @@ def feather_compress(caller: Caller, *, convert: bool) -> Response:
     mark = optional_upload("watermarkFile") if caller.may_watermark else None
     values = schema.read_values(request.form, FEATHER)
     options = schema.compress_options(values, FEATHER, convert=convert,
-                                      watermark=mark.data if mark else None)
+                                      watermark=mark.read() if mark else None)
     deadline = request_deadline(current_settings().request_timeout)
-    return image_response(upload, processing.compress(upload.data, options, deadline), options)
+    return image_response(upload, processing.compress(upload.read(), options, deadline), options)

@@ -85,6 +85,18 @@ def decide(req: Request) -> str:
     return FLUX if wants_json(req) else FEATHER
 
 
+def is_flux_request(req: Request) -> bool:
+    """Whether the rule, applied to what ``req`` holds so far (a form still being read
+    included), says FluxImage; never raises (a request that mixes is answered as Feather)."""
+    kind = declared(req.endpoint)
+    if kind != NEGOTIATED:
+        return kind == FLUX
+    try:
+        return decide(req) == FLUX
+    except ApiError:
+        return False
+
+
 def settle() -> str:
     """Decide this request's dialect now (may raise the 400 of rule 1) and remember it."""
     found: str | None = g.get("dialect")

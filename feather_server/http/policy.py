@@ -25,6 +25,7 @@ from flask import Flask, Response, request
 
 from feather_server.accounts import Caller, authenticate, charge, refund
 from feather_server.accounts.auth import unauthorized
+from feather_server.http.request import spool_every_file
 from feather_server.schema import MAX_BATCH_FILES
 from feather_server.settings import Settings, current_settings
 
@@ -112,3 +113,5 @@ def init_app(app: Flask) -> None:
         view = app.view_functions.get(request.endpoint or "")
         if getattr(view, "feather_takes_batch", False):
             request.max_content_length = batch_request_limit(settings)
+            if getattr(view, "feather_dialect", None) == "flux":
+                spool_every_file()  # a batch for sure: its files wait on disk, not in memory

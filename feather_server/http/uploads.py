@@ -22,10 +22,32 @@ _MAX_STEM = 120
 
 @dataclass(frozen=True)
 class Upload:
-    """An uploaded file read into memory, with the name the user gave it."""
+    """An uploaded file, with the name the user gave it.
 
-    data: bytes
+    It is either in memory (``data``) or spooled to the request's private folder
+    (``path``, removed when the request ends): the request keeps an image and its
+    watermark in memory and spools the files of a batch (``feather_server.http.request``).
+    ``read()`` gives the bytes either way; a job process can open ``path`` itself.
+    """
+
     filename: str
+    data: bytes | None = None
+    path: str | None = None
+    size: int = -1
+
+    def __post_init__(self) -> None:
+        if (self.data is None) == (self.path is None):
+            raise ValueError("an upload has either data or a path")
+        if self.size < 0:
+            size = len(self.data) if self.data is not None else os.path.getsize(str(self.path))
+            object.__setattr__(self, "size", size)
+
+    def read(self) -> bytes:
+        """The file's bytes (read from the spool folder when it is there)."""
+        if self.data is not None:
+            return self.data
+        with open(str(self.path), "rb") as file:
+            return file.read()
 
     @property
     def stem(self) -> str:
@@ -37,14 +59,24 @@ class Upload:
 
 
 def read_upload(storage: FileStorage, max_bytes: int) -> Upload:
-    """Read one file part, refusing it with 413 FILE_TOO_LARGE past ``max_bytes``."""
+    """One file part as an ``Upload``, refusing it with 413 FILE_TOO_LARGE past ``max_bytes``.
+
+    The request reader has already cut off any part past ``MAX_UPLOAD_MB``; the check
+    here holds for a smaller ``max_bytes``.
+    """
     stream = storage.stream
-    # Parts are parsed into memory (app/requests.py): take the buffer itself, not a copy.
-    data = stream.getvalue() if isinstance(stream, io.BytesIO) else stream.read(max_bytes + 1)
-    if len(data) > max_bytes:
+    filename = storage.filename or "image"
+    if isinstance(stream, io.BytesIO):
+        # In memory: take the buffer itself, not a copy.
+        upload = Upload(filename=filename, data=stream.getvalue())
+    elif isinstance(getattr(stream, "name", None), str) and os.path.isfile(stream.name):
+        upload = Upload(filename=filename, path=stream.name)
+    else:
+        upload = Upload(filename=filename, data=stream.read(max_bytes + 1))
+    if upload.size > max_bytes:
         raise ApiError("FILE_TOO_LARGE",
                        f"The file exceeds the {max_bytes / 1_000_000:g} MB upload limit")
-    return Upload(data=data, filename=storage.filename or "image")
+    return upload
 
 
 def uploaded_files(name: str = "file") -> list[FileStorage]:

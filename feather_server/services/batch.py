@@ -95,7 +95,8 @@ def run(order: Order, *, settings: Settings, store: Store, describer: AiDescribe
 
 
 def _compress(order: Order, settings: Settings, deadline: float) -> list[Outcome]:
-    sources = [JobInput(data=u.data) for u in order.uploads]
+    # Spooled files are read by the job processes themselves, straight from disk.
+    sources = [JobInput(data=u.data, path=u.path) for u in order.uploads]
     results = processing.compress_all(sources, order.options,
                                       deadline - STORE_MARGIN_SECONDS, settings)
     outcomes = []
