@@ -52,6 +52,9 @@ errorlog = "-"
 accesslog = _env("ACCESS_LOG") or "-"
 # Client, request line, status, bytes, duration in ms, worker pid, request id
 # (the X-Request-Id the app sent back), user agent.
+if (_env("LOG_FORMAT") or "").strip().lower() == "json":
+    # One JSON object per line, for log shippers (feather_server/logs.py).
+    logger_class = "feather_server.logs.JsonGunicornLogger"
 access_log_format = ('%(h)s "%(r)s" %(s)s %(B)s %(M)sms pid=%(p)s '
                      'rid=%({x-request-id}o)s "%(a)s"')
 
@@ -92,11 +95,21 @@ def child_exit(server, worker):  # type: ignore[no-untyped-def]
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 
+        from feather_server.metrics import metrics
+
         multiprocess.mark_process_dead(worker.pid)
+        metrics().worker_exits.inc()
     # A worker killed mid-request (gunicorn's timeout, kill -9) leaves its spool folder.
     from feather_server.http.spool import remove_spools
 
     remove_spools(_env("DATA_DIR") or "var", pid=worker.pid)
+
+
+def worker_abort(worker):  # type: ignore[no-untyped-def]
+    # gunicorn's timeout fired: the worker was silent too long (it never should be).
+    from feather_server.metrics import metrics
+
+    metrics().worker_timeouts.inc()
 
 
 def post_fork(server, worker):  # type: ignore[no-untyped-def]

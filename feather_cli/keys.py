@@ -16,6 +16,7 @@ from feather_server.accounts import keys as key_ops
 from feather_server.accounts import plans as plan_ops
 from feather_server.accounts.accounting import UsageReport, usage_report
 from feather_server.accounts.database import database_for
+from feather_server.accounts.housekeeping import tidy
 from feather_server.accounts.keys import AccountsError, KeyInfo
 from feather_server.accounts.plans import PlanInfo
 from feather_server.errors import Unavailable
@@ -210,11 +211,14 @@ def sweep_command() -> None:
     settings = current_settings()
     try:
         deleted = sweep_outputs(settings)
+        returned, dropped = tidy(settings)
     except Unavailable as exc:
         raise click.ClickException(f"{exc.message} ({exc.detail})") from exc
     if settings.s3_bucket and settings.s3_lifecycle:
         click.echo("the bucket's lifecycle rule expires outputs (S3_LIFECYCLE=true)")
     click.echo(f"{deleted} expired output(s) deleted")
+    click.echo(f"{returned} reservation(s) of dead requests given back, {dropped} "
+               "idempotency record(s) dropped")
 
 
 def init_app(app: Any) -> None:

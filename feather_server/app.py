@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import Flask
 
+from feather_server import logs
 from feather_server.http.request import FeatherRequest
 from feather_server.settings import Settings
 
@@ -17,8 +16,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.request_class = FeatherRequest
     app.config["FEATHER"] = settings
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+    logs.configure(settings.log_level, settings.log_format)
 
     from feather_cli import keys as keys_cli
     from feather_server import storage, web

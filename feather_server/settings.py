@@ -53,6 +53,16 @@ def _positive_float(raw: str) -> float:
     return value
 
 
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise ValueError("must be one of " + ", ".join(choices))
+        return value
+
+    return parse
+
+
 def _text(raw: str) -> str:
     return raw.strip()
 
@@ -203,6 +213,9 @@ class Settings:
     metrics_enabled: bool = _env("METRICS_ENABLED", parse_bool, False, "service",
                                  "Serve Prometheus metrics at /metrics.")
     log_level: str = _env("LOG_LEVEL", _text, "INFO", "service", "Python log level.")
+    log_format: str = _env("LOG_FORMAT", _choice("text", "json"), "text", "service",
+                           "text, or json: one JSON object per line (app, gunicorn error and "
+                           "access logs), each with its request id.")
     extra: Mapping[str, Any] = field(default_factory=dict, metadata={"internal": True})
 
     @classmethod

@@ -65,12 +65,14 @@ def usage(client: FlaskClient, raw: str) -> dict[str, object]:
 
 def test_key_is_shown_once_and_stored_as_a_hash(acc_settings: Settings) -> None:
     info, raw = create_key(acc_settings, "starter", "acme")
-    assert raw.startswith("flx_live_") and len(raw) == len("flx_live_") + 40
+    assert raw.startswith("flx_live_")
+    assert len(raw) == len("flx_live_") + 40
     assert info.prefix == raw[:15]
     with database_for(acc_settings).engine.connect() as connection:
         dump = " ".join(str(v) for row in connection.execute(text("SELECT * FROM api_keys"))
                         for v in row)
-    assert raw not in dump and raw[9:] not in dump
+    assert raw not in dump
+    assert raw[9:] not in dump
 
 
 def test_wrong_unknown_revoked_keys_get_the_same_401(acc_settings: Settings,
@@ -115,7 +117,8 @@ def test_quota_across_both_dialects_and_failures_are_free(acc_settings: Settings
     over = batch(acc_client, raw)
     assert over.status_code == 403
     body = over.get_json()
-    assert body["error"] == body["message"] and "monthly limit of 5" in body["message"]
+    assert body["error"] == body["message"]
+    assert "monthly limit of 5" in body["message"]
     feather_over = feather(acc_client, raw)
     assert feather_over.status_code == 403
     assert feather_over.get_json()["error"]["code"] == "QUOTA_EXCEEDED"
@@ -136,7 +139,8 @@ def test_pro_is_unlimited(acc_settings: Settings, acc_client: FlaskClient) -> No
     _, raw = create_key(acc_settings, "pro")
     assert batch(acc_client, raw, 3).status_code == 200
     report = usage(acc_client, raw)
-    assert report["compressor_limit"] is None and report["canCompress"] is True
+    assert report["compressor_limit"] is None
+    assert report["canCompress"] is True
 
 
 def test_ai_needs_a_paid_plan(acc_settings: Settings, acc_client: FlaskClient) -> None:
@@ -181,7 +185,8 @@ def test_ai_credits_monthly_then_topup_then_no_credits(acc_settings: Settings, a
     failed = acc_client.post("/api/batch", headers=bearer(raw), data={
         "file": [(io.BytesIO(JPEG), "fail.jpg")], "autoAltText": "true"},
         content_type="multipart/form-data")
-    assert failed.status_code == 200 and "altText" not in failed.get_json()["data"][0]
+    assert failed.status_code == 200
+    assert "altText" not in failed.get_json()["data"][0]
     assert usage(acc_client, raw)["ia_topup_credits"] == 1
     assert batch(acc_client, raw, 1, autoAltText="true").status_code == 200
     report = usage(acc_client, raw)
@@ -235,7 +240,8 @@ def test_hosted_mode_needs_a_key_everywhere(tmp_path: Path, database_url: str) -
     assert feather(client, raw).status_code == 200
     keyed_convert = client.post("/api/convert", headers=bearer(raw), data={
         "file": (io.BytesIO(JPEG), "a.jpg"), "outputFormat": "png"})
-    assert keyed_convert.status_code == 200 and keyed_convert.mimetype == "image/png"
+    assert keyed_convert.status_code == 200
+    assert keyed_convert.mimetype == "image/png"
     assert usage(client, raw)["compressor_used"] == 2
 
 
@@ -255,11 +261,13 @@ def test_usage_resets_each_period_from_the_creation_day(acc_settings: Settings) 
         session.execute(text("UPDATE api_keys SET created_at = :c WHERE id = :i"),
                         {"c": created, "i": info.id})
     with db.session() as session:
-        accounting.reserve(session, info.id, compressions=20, now=datetime(2025, 2, 27))
+        held = accounting.reserve(session, info.id, compressions=20, now=datetime(2025, 2, 27))
+        accounting.settle(session, held)  # the request ended: its 20 stay spent
     with db.session() as session, pytest.raises(accounting.QuotaExceeded):
         accounting.reserve(session, info.id, compressions=1, now=datetime(2025, 2, 28, 11))
     with db.session() as session:
-        accounting.reserve(session, info.id, compressions=1, now=datetime(2025, 2, 28, 13))
+        held = accounting.reserve(session, info.id, compressions=1, now=datetime(2025, 2, 28, 13))
+        accounting.settle(session, held)
         report = accounting.usage_report(session, info.id, now=datetime(2025, 3, 1))
     assert report.compressor_used == 1
     assert (report.period_start, report.period_end) == (datetime(2025, 2, 28, 12),

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from feather_server.accounts import batch_request_limit
+from feather_server.http.policy import batch_request_limit
 from feather_server.settings import Settings
 from tests.body_fixtures import Part, complete, form_chunks, form_length, post_raw
 from tests.front_fixtures import LocalFront, require_nginx

@@ -70,13 +70,14 @@ def ai_not_available() -> ApiError:
     return ApiError("AI_NOT_AVAILABLE", AI_NOT_AVAILABLE_MESSAGE, flux_error="ia_not_available")
 
 
-# How long a reservation outlives its request's deadline before it comes back by itself:
-# past gunicorn's own timeout, so only a request that died leaves one open that long.
-LEASE_MARGIN_SECONDS = 60
+# How long a reservation is held before it comes back by itself. A live request ends by
+# its deadline (its jobs are killed then, the AI and the store are bounded by it), so
+# twice the deadline and some seconds is held only by a request whose worker died.
+LEASE_MARGIN_SECONDS = 10
 
 
 def lease_for(settings: Settings) -> timedelta:
-    return timedelta(seconds=settings.request_timeout + LEASE_MARGIN_SECONDS)
+    return timedelta(seconds=2 * settings.request_timeout + LEASE_MARGIN_SECONDS)
 
 
 def charge(caller: Caller, settings: Settings, *, compressions: int = 0, ai: int = 0

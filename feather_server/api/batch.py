@@ -7,16 +7,18 @@ the images delivered are charged.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from feather_server import schema
-from feather_server.accounts import Caller, charge, refund
+from feather_server.accounts import Caller, charge, idempotency, refund
 from feather_server.ai.describe import not_configured
 from feather_server.errors import RETRY_AFTER_SECONDS, ApiError, status_of
 from feather_server.http.dialect import FLUX, speaks
+from feather_server.http.idempotent import once_per_key
 from feather_server.http.observability import request_deadline
 from feather_server.http.policy import authenticated, rate_limited, takes_batch
 from feather_server.http.uploads import Upload, read_upload, uploaded_files
@@ -39,10 +41,19 @@ def batch() -> Response:
 
 @authenticated
 def flux_batch(caller: Caller) -> Response:
-    """A FluxImage batch request, from parsing to the JSON answer."""
+    """A FluxImage batch request, from parsing to the JSON answer; with an
+    ``Idempotency-Key``, a retry gets the first answer and is not charged again."""
     settings = current_settings()
     deadline = request_deadline(settings.request_timeout)
     order = _order(caller, settings)
+    return once_per_key(caller, lambda: _fingerprint(order),
+                        lambda: _deliver(caller, order, settings, deadline),
+                        lambda record: _render(record, settings))
+
+
+def _deliver(caller: Caller, order: batches.Order, settings: Settings,
+             deadline: float) -> dict[str, Any]:
+    """Charge, run the batch, settle; the record of what was delivered."""
     describer = current_app.extensions.get(AI_DESCRIBER)
     if order.ask.wanted and caller.paid and describer is None:
         raise not_configured()  # before charging: buying credits would not help
@@ -58,7 +69,27 @@ def flux_batch(caller: Caller) -> Response:
         described = delivery.described if delivery else 0
         refund(reservation, settings, compressions=count - stored,
                ai=(ai - described) if ai else 0)
-    return _answer(order, delivery, settings)
+    return _record(order, delivery)
+
+
+def _fingerprint(order: batches.Order) -> str:
+    files = [(part.name or "file", upload.filename, _digest(upload))
+             for part, upload in zip(uploaded_files(), order.uploads, strict=True)]
+    marks = [("watermarkFile", m.filename or "", hashlib.sha256(m.stream.read()).hexdigest())
+             for m in uploaded_files("watermarkFile")]
+    for mark in uploaded_files("watermarkFile"):
+        mark.stream.seek(0)
+    return idempotency.fingerprint(request.path, request.form.items(multi=True), files + marks)
+
+
+def _digest(upload: Upload) -> str:
+    if upload.data is not None:
+        return hashlib.sha256(upload.data).hexdigest()
+    digest = hashlib.sha256()
+    with open(str(upload.path), "rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _too_large(name: str, settings: Settings) -> ApiError:
@@ -115,40 +146,51 @@ def session_zip_url(session_id: str, scope: str, expires: int, settings: Setting
             f"{current_signer().query(path, expires)}")
 
 
-def _item(outcome: batches.Outcome, url: str) -> dict[str, Any]:
-    assert outcome.stored is not None
-    assert outcome.result is not None
-    item: dict[str, Any] = {
-        "originalName": outcome.upload.filename,
-        "newName": outcome.stored.name,
-        "originalSize": outcome.upload.size,
-        "optimizedSize": outcome.result.output_bytes,
-        "downloadUrl": url,
-    }
-    if outcome.alt_text:
-        item["altText"] = outcome.alt_text[:80]
-    return item
-
-
-def _answer(order: batches.Order, delivery: batches.Delivery | None,
-            settings: Settings) -> Response:
+def _record(order: batches.Order, delivery: batches.Delivery | None) -> dict[str, Any]:
+    """What a batch delivered, as JSON: enough to answer it again with fresh links."""
     assert delivery is not None
-    store = current_store()
     outcomes = delivery.outcomes
-    data = [_item(o, _download_url(store, o.stored, settings))
-            for o in outcomes if o.stored is not None]
+    items = []
+    for o in outcomes:
+        if o.stored is None or o.result is None:
+            continue
+        item: dict[str, Any] = {
+            "originalName": o.upload.filename, "newName": o.stored.name,
+            "originalSize": o.upload.size, "optimizedSize": o.result.output_bytes,
+            "object": {"scope": o.stored.scope, "id": o.stored.object_id,
+                       "mime": o.stored.mime, "expires": o.stored.expires},
+        }
+        if o.alt_text:
+            item["altText"] = o.alt_text[:80]
+        items.append(item)
     errors = [{"name": o.upload.filename, "code": o.error_code, "message": o.error_message}
               for o in outcomes if o.stored is None]
-    if not data:
+    if not items:
         first = errors[0]
         code = str(first["code"])
         retry = {"Retry-After": str(RETRY_AFTER_SECONDS)} if code == "SERVICE_UNAVAILABLE" else {}
         raise ApiError(code, str(first["message"]), status=status_of(code), headers=retry,
                        extra={"errors": errors})
+    return {"items": items, "errors": errors, "sessionId": order.session_id,
+            "scope": order.scope, "expires": delivery.expires}
+
+
+def _render(record: dict[str, Any], settings: Settings) -> Response:
+    """The FluxImage answer of a record, every download link signed now."""
+    store = current_store()
+    data = []
+    for item in record["items"]:
+        found = item["object"]
+        obj = StoredObject(scope=found["scope"], object_id=found["id"], name=item["newName"],
+                           mime=found["mime"], size=item["optimizedSize"],
+                           expires=found["expires"])
+        shown = {k: v for k, v in item.items() if k != "object"}
+        shown["downloadUrl"] = _download_url(store, obj, settings)
+        data.append(shown)
     body: dict[str, Any] = {"data": data}
-    if errors:
-        body["errors"] = errors
-    body["sessionId"] = order.session_id
-    body["sessionZipUrl"] = session_zip_url(order.session_id, order.scope, delivery.expires,
-                                            settings)
+    if record["errors"]:
+        body["errors"] = record["errors"]
+    body["sessionId"] = record["sessionId"]
+    body["sessionZipUrl"] = session_zip_url(record["sessionId"], record["scope"],
+                                            record["expires"], settings)
     return jsonify(body)

@@ -17,8 +17,9 @@ from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from feather_core.errors import FeatherError
-from feather_server.errors import CODE_BY_STATUS, STATUS_BY_CODE, ApiError, status_of
+from feather_server.errors import CODE_BY_STATUS, STATUS_BY_CODE, ApiError, Unavailable, status_of
 from feather_server.http import dialect
+from feather_server.metrics import metrics
 
 __all__ = ["ApiError", "STATUS_BY_CODE", "error_body", "error_response", "init_app"]
 
@@ -45,6 +46,7 @@ def error_response(status: int, code: str, message: str,
                    flux_error: str | None = None,
                    headers: Mapping[str, str] | None = None,
                    extra: Mapping[str, Any] | None = None) -> Response:
+    metrics().refusals.labels(code).inc()
     response = jsonify(error_body(code, message, details, flux_error, extra))
     response.status_code = status
     for name, value in (headers or {}).items():
@@ -64,6 +66,8 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError) -> Response:
+        if isinstance(exc, Unavailable):
+            metrics().dependency_errors.labels(exc.part).inc()
         if exc.status >= 500:
             log.error("%s: %s", exc.code, exc.message, exc_info=exc)
         return error_response(exc.status, exc.code, exc.message, exc.details or None,

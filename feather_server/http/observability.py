@@ -5,7 +5,9 @@
   log line (``gunicorn.conf.py`` logs the response header) and in every log record
   written while the request runs (``request_id`` on each ``LogRecord``).
 - ``GET /metrics`` (only with ``METRICS_ENABLED``): requests by endpoint, method and
-  status, a processing-time histogram, bytes in and out. Under gunicorn each worker
+  status, a processing-time histogram, bytes in and out, and what the services count
+  (``feather_server.metrics``: refusals by code, jobs killed for time or memory, images
+  and bytes by format, AI calls, dependency failures...). Under gunicorn each worker
   writes its samples to files in ``PROMETHEUS_MULTIPROC_DIR`` (set and emptied by
   ``gunicorn.conf.py``) and a scrape, whichever worker answers it, sums every worker's
   files: prometheus-client's multiprocess mode. Without that directory (one process,
@@ -23,15 +25,13 @@ from typing import Any
 
 from flask import Flask, Response, current_app, g, has_request_context, request
 
+from feather_server.metrics import Metrics, metrics
 from feather_server.settings import Settings
 
 REQUEST_ID_HEADER = "X-Request-Id"
 # A client's id is kept only when it cannot break a log line or a header.
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 
-# Image work takes from milliseconds (a small PNG) to tens of seconds (AVIF, targetMB).
-_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-                     60.0)
 
 
 def init_app(app: Flask) -> None:
@@ -41,7 +41,7 @@ def init_app(app: Flask) -> None:
     app.before_request(_start)
     app.after_request(_finish)
     if settings.metrics_enabled:
-        app.extensions["feather_metrics"] = _metrics()
+        app.extensions["feather_metrics"] = metrics()
         app.add_url_rule("/metrics", "observability.metrics", _serve_metrics, methods=["GET"])
 
 
@@ -69,17 +69,17 @@ def _finish(response: Response) -> Response:
     if "request_id" not in g:  # a request that failed before any before_request ran
         _start()
     response.headers[REQUEST_ID_HEADER] = g.request_id
-    metrics: _Metrics | None = current_app.extensions.get("feather_metrics")
-    if metrics is not None and request.endpoint != "observability.metrics":
+    counters: Metrics | None = current_app.extensions.get("feather_metrics")
+    if counters is not None and request.endpoint != "observability.metrics":
         endpoint = request.endpoint or "unmatched"  # unknown paths share one label
         elapsed = time.perf_counter() - g.request_started
-        metrics.requests.labels(endpoint, request.method, str(response.status_code)).inc()
-        metrics.duration.labels(endpoint).observe(elapsed)
-        metrics.bytes_in.labels(endpoint).inc(request.content_length or 0)
+        counters.requests.labels(endpoint, request.method, str(response.status_code)).inc()
+        counters.duration.labels(endpoint).observe(elapsed)
+        counters.bytes_in.labels(endpoint).inc(request.content_length or 0)
         sent = response.content_length
         if sent is None and not response.is_streamed:
             sent = response.calculate_content_length()
-        metrics.bytes_out.labels(endpoint).inc(sent or 0)
+        counters.bytes_out.labels(endpoint).inc(sent or 0)
     return response
 
 
@@ -103,35 +103,6 @@ def _install_record_factory() -> None:
     _factory_installed = True
 
 
-# Metrics. One set per process: prometheus-client registers names once.
-
-class _Metrics:
-    def __init__(self) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Histogram
-
-        self.registry = CollectorRegistry(auto_describe=True)
-        labels = ["endpoint"]
-        self.requests = Counter("feather_http_requests", "HTTP requests answered.",
-                                ["endpoint", "method", "status"], registry=self.registry)
-        self.duration = Histogram("feather_request_duration_seconds",
-                                  "Time from the first to the last hook of a request.",
-                                  labels, buckets=_DURATION_BUCKETS, registry=self.registry)
-        self.bytes_in = Counter("feather_request_bytes", "Request body bytes received.",
-                                labels, registry=self.registry)
-        self.bytes_out = Counter("feather_response_bytes", "Response body bytes sent.",
-                                 labels, registry=self.registry)
-
-
-_METRICS: _Metrics | None = None
-
-
-def _metrics() -> _Metrics:
-    global _METRICS
-    if _METRICS is None:
-        _METRICS = _Metrics()
-    return _METRICS
-
-
 def _multiprocess_dir() -> str | None:
     # prometheus-client's own switch, read by the library when it is imported; the
     # app only follows it.
@@ -147,5 +118,5 @@ def _serve_metrics() -> Response:
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
     else:
-        registry = _metrics().registry
+        registry = metrics().registry
     return Response(generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})

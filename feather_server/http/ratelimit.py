@@ -35,6 +35,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from feather_server.datadir import create_private_file, private_folder
 from feather_server.http.errors import error_response
 from feather_server.http.policy import is_rate_limited
+from feather_server.metrics import metrics
 from feather_server.settings import Settings, current_settings
 
 log = logging.getLogger("feather.ratelimit")
@@ -138,6 +139,7 @@ class _StorageFailureFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if "Swallowing error" not in record.getMessage():
             return True
+        metrics().ratelimit_store_failures.inc()
         now = time.monotonic()
         if now - self._last < _WARN_EVERY:
             return False

@@ -23,10 +23,12 @@ from dataclasses import dataclass
 from feather_core import CompressOptions, CompressResult
 from feather_core.errors import FeatherError
 from feather_core.runner import JobInput
+from feather_server.accounts import housekeeping
 from feather_server.ai.ask import AiAsk
 from feather_server.ai.describe import Description, ai_deadline, describe_all
 from feather_server.ai.names import NameBook, seo_stem
 from feather_server.http.uploads import Upload
+from feather_server.metrics import count_delivered, metrics
 from feather_server.services import processing
 from feather_server.settings import Settings
 from feather_server.storage.base import Store, StoredObject, StoreError
@@ -90,7 +92,7 @@ def run(order: Order, *, settings: Settings, store: Store, describer: AiDescribe
     outcomes = _parallel(
         lambda o, a, n: _store_one(o, a, n, store, order.scope, expires, order.ask),
         compressed, answers, names)
-    maybe_sweep(store, settings)
+    maybe_sweep(store, settings, also=lambda: housekeeping.tidy(settings))
     return Delivery(outcomes, expires)
 
 
@@ -123,6 +125,7 @@ def _describe(done: list[Outcome], ask: AiAsk, describer: AiDescriber | None,
     found = describe_all(describer, jobs, ai_deadline(deadline, settings.request_timeout))
     for index, answer in zip(wanted, found, strict=True):
         answers[index] = answer
+        metrics().ai_calls.labels("ok" if answer is not None else "failed").inc()
     return answers
 
 
@@ -163,6 +166,7 @@ def _store_one(done: Outcome, answer: Description | None, name: str, store: Stor
         log.error("storing %s failed: %s", upload.filename, exc)
         return Outcome(upload, error_code="SERVICE_UNAVAILABLE",
                        error_message="The output could not be stored")
+    count_delivered(result.format.name, upload.size, result.output_bytes)
     return Outcome(upload, stored=stored, result=result,
                    alt_text=answer.alt_text if ask.alt_text else None, ai_charged=ai_charged)
 

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from feather_core import CompressOptions, CompressResult, Limits
 from feather_core.errors import FeatherError
 from feather_core.runner import JobInput, JobRunner, default_memory_limit, wait_all
+from feather_server.metrics import count_delivered, job_outcome, metrics
 from feather_server.settings import Settings, current_settings
 
 _runners: dict[tuple[int, int], JobRunner] = {}
@@ -71,7 +72,13 @@ def compress(data: bytes, options: CompressOptions, deadline: float,
     settings = settings or current_settings()
     job = runner_for(settings).submit(JobInput(data=data), options, limits_for(settings),
                                       expires_at=deadline)
-    result: CompressResult = job.result()
+    try:
+        result: CompressResult = job.result()
+    except FeatherError as exc:
+        metrics().jobs.labels(job_outcome(exc.code, exc.message)).inc()
+        raise
+    metrics().jobs.labels("ok").inc()
+    count_delivered(result.format.name, result.original_bytes, result.output_bytes)
     return result
 
 
@@ -86,6 +93,11 @@ def compress_all(sources: Sequence[JobInput], options: CompressOptions, deadline
     limits = limits_for(settings)
     jobs = [runner.submit(source, options, limits, expires_at=deadline) for source in sources]
     results: list[CompressResult | FeatherError] = wait_all(jobs, deadline)
+    for result in results:
+        if isinstance(result, FeatherError):
+            metrics().jobs.labels(job_outcome(result.code, result.message)).inc()
+        else:
+            metrics().jobs.labels("ok").inc()
     return results
 
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
 from feather_server.datadir import private_folder, write_atomically
+from feather_server.errors import Unavailable
 from feather_server.settings import Settings
 from feather_server.storage.base import Store, StoreError
 
@@ -47,8 +49,10 @@ def _due(settings: Settings) -> bool:
     return time.time() - last > SWEEP_INTERVAL
 
 
-def maybe_sweep(store: Store, settings: Settings) -> None:
-    """Start a background sweep when one is due; never blocks the request."""
+def maybe_sweep(store: Store, settings: Settings,
+                also: Callable[[], object] | None = None) -> None:
+    """Start a background sweep when one is due (and ``also``, other housekeeping);
+    never blocks the request."""
     global _last_sweep
     with _guard:
         if time.monotonic() - _last_sweep < SWEEP_INTERVAL and _last_sweep:
@@ -65,9 +69,11 @@ def maybe_sweep(store: Store, settings: Settings) -> None:
                 _stamp(Path(settings.data_dir))
             if deleted:
                 log.info("swept %d expired outputs", deleted)
+            if also is not None:
+                also()
         except Timeout:
             pass  # another worker is sweeping
-        except (StoreError, OSError):
+        except (StoreError, OSError, Unavailable):
             log.exception("sweeping expired outputs failed")
 
     threading.Thread(target=run, name="feather-sweep", daemon=True).start()
