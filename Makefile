@@ -7,7 +7,7 @@ PORT ?= 3000
 export PORT
 
 # Re-install when the pinned dependencies or the C extension change.
-DEPS_STAMP := $(VENV)/.deps-$(shell cat setup.cfg setup.py feather_core/_resample.c package-lock.json 2>/dev/null | md5sum | cut -c1-12)
+DEPS_STAMP := $(VENV)/.deps-$(shell cat setup.cfg setup.py feather_core/_resample.c feather_core/_ssimulacra2.c package-lock.json 2>/dev/null | md5sum | cut -c1-12)
 
 .DEFAULT_GOAL := help
 .PHONY: help run test lint bench corpus-check fuzz loadtest audit system-deps deps node-deps browser-deps clean
@@ -31,7 +31,7 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
 
-$(DEPS_STAMP): $(PY) setup.cfg setup.py feather_core/_resample.c
+$(DEPS_STAMP): $(PY) setup.cfg setup.py feather_core/_resample.c feather_core/_ssimulacra2.c
 	$(PY) -m pip install -q -e '.[test,dev]'
 	rm -f $(VENV)/.deps-* && touch $@
 
