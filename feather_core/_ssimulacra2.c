@@ -28,10 +28,14 @@
 #define NUM_SCALES 6
 #define SIGMA 1.5
 #define MAX_RADIUS 8
+/* The kernel's reach: libjxl's radius N is 5 (checked at load), but the response of its
+ * recursion to an impulse is 9 taps wide: the taps at +-5 are zero. */
+#define RADIUS 4
+#define RING (2 * RADIUS + 1)
 #define C2 0.0009f
 
 static float kernel[2 * MAX_RADIUS + 1];
-static int radius;
+static int radius;  /* libjxl's N, 5 for sigma 1.5 */
 static float srgb_to_linear_lut[256];
 
 static const double weights[108] = {
@@ -113,7 +117,7 @@ static void init_kernel(void) {
         if (k >= 0) out[k] = sum;
     }
     radius = n;
-    for (int k = -n; k <= n; k++) kernel[k + n] = (float)out[centre + k];
+    for (int k = -RADIUS; k <= RADIUS; k++) kernel[k + RADIUS] = (float)out[centre + k];
     for (int v = 0; v < 256; v++) {
         const double s = v / 255.0;
         srgb_to_linear_lut[v] = (float)(s <= 0.04045 ? s / 12.92 : pow((s + 0.055) / 1.055, 2.4));
@@ -173,30 +177,61 @@ static void linear_to_xyb(const float *restrict lin, float *restrict xyb, size_t
     }
 }
 
-/* Separable blur with zero padding: rows into tmp, then columns into out. Both passes
- * run the taps as the outer loop so the inner loop is a vectorisable row operation. */
-__attribute__((target_clones("arch=x86-64-v3", "default")))
-static void blur_plane(const float *in, float *tmp, float *out, int w, int h) {
-    const int n = radius;
-    for (int y = 0; y < h; y++) {
-        const float *row = in + (size_t)y * w;
-        float *dst = tmp + (size_t)y * w;
-        memset(dst, 0, sizeof(float) * w);
-        for (int k = -n; k <= n; k++) {
-            const float kk = kernel[k + n];
-            const int x0 = k < 0 ? -k : 0, x1 = k > 0 ? w - k : w;
-            const float *src = row + k;
-            for (int x = x0; x < x1; x++) dst[x] += kk * src[x];
-        }
+/* One row through the 9 taps, zero outside [0, w). RADIUS is a constant, so the
+ * interior loop vectorises. */
+static inline void blur_row(const float *restrict row, float *restrict dst, int w) {
+    const float k0 = kernel[RADIUS], k1 = kernel[RADIUS + 1], k2 = kernel[RADIUS + 2],
+                k3 = kernel[RADIUS + 3], k4 = kernel[RADIUS + 4];
+    int x = 0;
+    for (; x < w && x < RADIUS; x++) {
+        float s = 0.0f;
+        for (int k = -RADIUS; k <= RADIUS; k++)
+            if (x + k >= 0 && x + k < w) s += kernel[k + RADIUS] * row[x + k];
+        dst[x] = s;
     }
+    for (; x < w - RADIUS; x++) {
+        dst[x] = k0 * row[x] + k1 * (row[x - 1] + row[x + 1]) + k2 * (row[x - 2] + row[x + 2])
+                 + k3 * (row[x - 3] + row[x + 3]) + k4 * (row[x - 4] + row[x + 4]);
+    }
+    for (; x < w; x++) {
+        float s = 0.0f;
+        for (int k = -RADIUS; k <= RADIUS; k++)
+            if (x + k >= 0 && x + k < w) s += kernel[k + RADIUS] * row[x + k];
+        dst[x] = s;
+    }
+}
+
+/* Separable blur with zero padding. Rows are filtered into a ring of 2 * RADIUS + 1 rows
+ * (`ring` holds that many rows of w floats), which the column pass reads while they are
+ * still in cache; each output row is written once. */
+__attribute__((target_clones("arch=x86-64-v3", "default")))
+static void blur_plane(const float *restrict in, float *restrict ring, float *restrict out,
+                       int w, int h) {
+    enum { TAPS = 2 * RADIUS + 1 };
+    const float k0 = kernel[RADIUS], k1 = kernel[RADIUS + 1], k2 = kernel[RADIUS + 2],
+                k3 = kernel[RADIUS + 3], k4 = kernel[RADIUS + 4];
+    int filtered = 0; /* rows [0, filtered) have been through blur_row */
     for (int y = 0; y < h; y++) {
-        float *dst = out + (size_t)y * w;
+        for (; filtered < h && filtered <= y + RADIUS; filtered++)
+            blur_row(in + (size_t)filtered * w, ring + (size_t)(filtered % TAPS) * w, w);
+        float *restrict dst = out + (size_t)y * w;
+        if (y >= RADIUS && y + RADIUS < h) {
+            const float *r[TAPS];
+            for (int k = 0; k < TAPS; k++) r[k] = ring + (size_t)((y - RADIUS + k) % TAPS) * w;
+            const float *restrict a4 = r[0], *restrict a3 = r[1], *restrict a2 = r[2];
+            const float *restrict a1 = r[3], *restrict c = r[4], *restrict b1 = r[5];
+            const float *restrict b2 = r[6], *restrict b3 = r[7], *restrict b4 = r[8];
+            for (int x = 0; x < w; x++)
+                dst[x] = k0 * c[x] + k1 * (a1[x] + b1[x]) + k2 * (a2[x] + b2[x])
+                         + k3 * (a3[x] + b3[x]) + k4 * (a4[x] + b4[x]);
+            continue;
+        }
         memset(dst, 0, sizeof(float) * w);
-        for (int k = -n; k <= n; k++) {
+        for (int k = -RADIUS; k <= RADIUS; k++) {
             const int yy = y + k;
             if (yy < 0 || yy >= h) continue;
-            const float kk = kernel[k + n];
-            const float *src = tmp + (size_t)yy * w;
+            const float kk = kernel[k + RADIUS];
+            const float *src = ring + (size_t)(yy % TAPS) * w;
             for (int x = 0; x < w; x++) dst[x] += kk * src[x];
         }
     }
@@ -263,7 +298,7 @@ static void free_reference(Reference *ref) {
 static Reference *build_reference(const uint8_t *px, int bands, int w, int h, float bg) {
     Reference *ref = calloc(1, sizeof(Reference));
     size_t n = (size_t)w * h;
-    float *lin = malloc(sizeof(float) * 3 * n), *tmp = malloc(sizeof(float) * n);
+    float *lin = malloc(sizeof(float) * 3 * n), *tmp = malloc(sizeof(float) * RING * w);
     float *mul = malloc(sizeof(float) * 3 * n);
     if (!ref || !lin || !tmp || !mul) goto fail;
     ref->width = w;
@@ -386,7 +421,7 @@ static double compare(const Reference *ref, const uint8_t *px, int bands, float 
     size_t n = (size_t)w * h;
     double ssim_avg[NUM_SCALES][6] = {{0}}, edge_avg[NUM_SCALES][12] = {{0}};
     float *lin = malloc(sizeof(float) * 3 * n), *xyb = malloc(sizeof(float) * 3 * n);
-    float *mul = malloc(sizeof(float) * 3 * n), *tmp = malloc(sizeof(float) * n);
+    float *mul = malloc(sizeof(float) * 3 * n), *tmp = malloc(sizeof(float) * RING * w);
     float *mu = malloc(sizeof(float) * 3 * n), *s22 = malloc(sizeof(float) * 3 * n);
     float *s12 = malloc(sizeof(float) * 3 * n);
     double score = NAN;
@@ -514,5 +549,9 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__ssimulacra2(void) {
     init_kernel();
+    if (radius != RADIUS + 1) {
+        PyErr_SetString(PyExc_ImportError, "unexpected blur kernel size");
+        return NULL;
+    }
     return PyModule_Create(&module);
 }

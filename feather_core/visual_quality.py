@@ -1,0 +1,148 @@
+"""``quality=auto``: the lowest encoder quality whose output still reaches a perceptual floor.
+
+The floor is a SSIMULACRA2 score (``feather_core.perceptual``), one per named level:
+
+=========  =====  ==========================================================
+level      floor  what it looks like (libjxl's description of the scale)
+=========  =====  ==========================================================
+``high``   80     between high quality and visually lossless at 1:1
+``good``   70     high quality; the default (``auto`` = ``auto:good``)
+``eco``    60     between medium and high: small files, artefacts on close look
+=========  =====  ==========================================================
+
+Every candidate is encoded at full size, decoded and scored, so the score reported is the
+score of the bytes returned. The search needs few encodes because the score moves nearly
+linearly with quality near a floor: the first try is at the quality that reaches the
+floor on a median photo (measured on the Kodak set per encoder), the next ones follow the
+line through the tries (a typical slope until two tries give their own), aiming a little
+above the floor, and the search stops as soon as the best passing try is within
+``CLOSE_ENOUGH`` of the floor or the quality that fails is one step below it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+LEVELS: dict[str, float] = {"high": 80.0, "good": 70.0, "eco": 60.0}
+DEFAULT_LEVEL = "good"
+# The names the API takes for ``quality``, besides the numbers 1-100.
+AUTO_NAMES: dict[str, str] = {
+    "auto": DEFAULT_LEVEL,
+    **{f"auto:{name}": name for name in LEVELS},
+}
+
+# First try per encoder and level: the median quality that reaches the floor on the Kodak
+# photos (WebP method 4; JPEG 4:2:0 with optimised tables; AVIF speed 6).
+FIRST_TRY: dict[str, dict[str, int]] = {
+    "webp": {"high": 87, "good": 77, "eco": 56},
+    "jpeg": {"high": 85, "good": 68, "eco": 47},
+    "avif": {"high": 80, "good": 66, "eco": 50},
+}
+# Typical score points per quality step near the floors, until two tries measure it.
+SLOPE: dict[str, float] = {"webp": 0.6, "jpeg": 0.55, "avif": 0.5}
+SLOPE_RANGE = (0.15, 2.5)
+# Aim this far above the floor, so a try that lands a little short of the model still passes.
+AIM = 0.6
+# A passing try this close to the floor is taken without trying lower.
+CLOSE_ENOUGH = 1.2
+MAX_TRIES = 5
+
+
+@dataclass(frozen=True)
+class Try:
+    """One candidate: its quality, bytes and score."""
+
+    quality: int
+    data: bytes
+    score: float
+
+
+@dataclass(frozen=True)
+class Search:
+    """The search's answer: the chosen try, and every try made."""
+
+    best: Try
+    tries: tuple[Try, ...]
+
+    @property
+    def met(self) -> bool:
+        return self.best.score >= self.floor
+
+    floor: float = 0.0
+
+
+Score = Callable[[int], Try]
+
+
+def first_try(encoder: str, level: str) -> int:
+    """The quality the search starts from for ``encoder`` at ``level``."""
+    return FIRST_TRY.get(encoder, FIRST_TRY["webp"])[level]
+
+
+def search(attempt: Score, floor: float, start: int, slope: float,
+           max_tries: int = MAX_TRIES, out_of_time: Callable[[], bool] | None = None) -> Search:
+    """The lowest quality in 1..100 whose try scores at least ``floor``, in few tries.
+
+    ``attempt(q)`` encodes at quality ``q`` and scores the result. When no try reaches the
+    floor (100 included, or tries or time ran out), the best-scoring try is returned.
+    """
+    tries: dict[int, Try] = {}
+    quality = max(1, min(100, start))
+    while True:
+        tries[quality] = attempt(quality)
+        passing = sorted(q for q, t in tries.items() if t.score >= floor)
+        failing = sorted(q for q, t in tries.items() if t.score < floor)
+        best = passing[0] if passing else None
+        below = max((q for q in failing if best is None or q < best), default=None)
+        if len(tries) >= max_tries or (out_of_time is not None and out_of_time()):
+            break
+        if best is not None:
+            if tries[best].score - floor < CLOSE_ENOUGH or best == 1:
+                break
+            if below is not None and best - below <= 1:
+                break
+            guess = _aim(tries, best, below, floor, slope)
+            quality = max(guess, (below or 0) + 1)
+            if quality >= best:
+                break
+        else:
+            top = failing[-1]
+            if top >= 100:
+                break
+            guess = _aim(tries, top, None, floor, slope)
+            quality = min(100, max(guess, top + 1))
+    chosen = (tries[min(q for q, t in tries.items() if t.score >= floor)]
+              if any(t.score >= floor for t in tries.values())
+              else max(tries.values(), key=lambda t: t.score))
+    ordered = tuple(tries[q] for q in tries)
+    return Search(best=chosen, tries=ordered, floor=floor)
+
+
+def _aim(tries: dict[int, Try], anchor: int, other: int | None, floor: float,
+         slope: float) -> int:
+    """The quality the line through the tries gives ``floor + AIM`` at, rounded up."""
+    local = _measured_slope(tries, anchor, other)
+    if local is not None:
+        slope = min(SLOPE_RANGE[1], max(SLOPE_RANGE[0], local))
+    wanted = anchor + (floor + AIM - tries[anchor].score) / slope
+    return max(1, min(100, math.ceil(wanted)))
+
+
+def _measured_slope(tries: dict[int, Try], anchor: int, other: int | None) -> float | None:
+    # The secant through the anchor and the nearest other try (the bracket's other end
+    # when there is one): the closest pair describes the curve best where the floor is.
+    if other is None:
+        others = [q for q in tries if q != anchor]
+        if not others:
+            return None
+        other = min(others, key=lambda q: abs(q - anchor))
+    if other == anchor:
+        return None
+    return (tries[anchor].score - tries[other].score) / (anchor - other)
+
+
+def level_of(quality: str) -> str | None:
+    """The level a ``quality`` value names (``auto``, ``auto:eco``...), or None for a number."""
+    return AUTO_NAMES.get(quality.strip().lower())
