@@ -64,7 +64,7 @@ class Reference:
         if candidate.size != self.size:
             raise ValueError(f"candidate is {candidate.size}, reference {self.size}")
         pixels, bands = _pixels(candidate, self.alpha)
-        return min(_metric.compare(prepared, pixels, bands, bg)
+        return min(float(_metric.compare(prepared, pixels, bands, bg))
                    for bg, prepared in self._prepared)
 
 

@@ -21,17 +21,18 @@ above the floor, and the search stops as soon as the best passing try is within
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-LEVELS: dict[str, float] = {"high": 80.0, "good": 70.0, "eco": 60.0}
-DEFAULT_LEVEL = "good"
-# The names the API takes for ``quality``, besides the numbers 1-100.
-AUTO_NAMES: dict[str, str] = {
-    "auto": DEFAULT_LEVEL,
-    **{f"auto:{name}": name for name in LEVELS},
-}
+from PIL import Image
+
+from feather_core import perceptual
+from feather_core.deadline import Deadline
+from feather_core.encode import flatten
+from feather_core.options import LEVELS
+from feather_core.picture import Picture
 
 # First try per encoder and level: the median quality that reaches the floor on the Kodak
 # photos (WebP method 4; JPEG 4:2:0 with optimised tables; AVIF speed 6).
@@ -65,12 +66,11 @@ class Search:
 
     best: Try
     tries: tuple[Try, ...]
+    floor: float
 
     @property
     def met(self) -> bool:
         return self.best.score >= self.floor
-
-    floor: float = 0.0
 
 
 Score = Callable[[int], Try]
@@ -143,6 +143,42 @@ def _measured_slope(tries: dict[int, Try], anchor: int, other: int | None) -> fl
     return (tries[anchor].score - tries[other].score) / (anchor - other)
 
 
-def level_of(quality: str) -> str | None:
-    """The level a ``quality`` value names (``auto``, ``auto:eco``...), or None for a number."""
-    return AUTO_NAMES.get(quality.strip().lower())
+# Stop trying this many seconds before the deadline and keep the best try so far.
+DEADLINE_MARGIN = 0.25
+
+
+def reference_frame(picture: Picture, encoder: str) -> Image.Image:
+    """What the output is judged against: the first frame, flattened where JPEG flattens it."""
+    frame = picture.first
+    return flatten(frame) if encoder == "jpeg" else frame
+
+
+def decoded(data: bytes) -> Image.Image:
+    """The first frame of an encoded output, loaded."""
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        return image.copy()
+
+
+def encode_to_level(picture: Picture, encode_at: Callable[[Picture, int], bytes], encoder: str,
+                    level: str, deadline: Deadline) -> Search:
+    """The lowest quality at which ``encode_at(picture, q)`` reaches ``level``'s floor.
+
+    Needs the metric's C extension (``perceptual.available()``). Animations are judged
+    on their first frame.
+    """
+    reference = perceptual.Reference(reference_frame(picture, encoder))
+
+    def attempt(quality: int) -> Try:
+        data = encode_at(picture, quality)
+        return Try(quality, data, reference.score(decoded(data)))
+
+    return search(attempt, LEVELS[level], first_try(encoder, level), SLOPE.get(encoder, 0.5),
+                  out_of_time=lambda: deadline.expired(DEADLINE_MARGIN))
+
+
+def score_of(picture: Picture, data: bytes, encoder: str) -> float | None:
+    """SSIMULACRA2 of an output against its picture, or None without the metric."""
+    if not perceptual.available():
+        return None
+    return perceptual.ssimulacra2(reference_frame(picture, encoder), decoded(data))
