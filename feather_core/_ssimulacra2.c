@@ -362,16 +362,19 @@ static void scale_norms(const Scale *sc, const float *xyb2, const float *mu2,
             const float *i1 = sc->xyb + o, *i2 = xyb2 + o;
             float r0 = 0, r1 = 0, e0 = 0, e1 = 0, e2 = 0, e3 = 0;
             for (int x = 0; x < w; x++) {
-                const float mu1 = m1[x], mu2v = m2[x];
-                const float num_m = 1.0f - (mu1 - mu2v) * (mu1 - mu2v);
-                const float num_s = 2.0f * (s12[x] - mu1 * mu2v) + C2;
-                const float denom_s = (s11[x] - mu1 * mu1) + (s22[x] - mu2v * mu2v) + C2;
-                float d = 1.0f - num_m * num_s / denom_s;
+                /* In double: the variances are small differences of close numbers, and
+                 * the build reassociates sums, so float would leave rounding noise where
+                 * the two images are equal. */
+                const double mu1 = m1[x], mu2v = m2[x];
+                const double num_m = 1.0 - (mu1 - mu2v) * (mu1 - mu2v);
+                const double num_s = 2.0 * ((double)s12[x] - mu1 * mu2v) + C2;
+                const double denom_s = ((double)s11[x] - mu1 * mu1) + ((double)s22[x] - mu2v * mu2v) + C2;
+                float d = (float)(1.0 - num_m * num_s / denom_s);
                 d = d > 0.0f ? d : 0.0f;
                 const float d2 = d * d;
                 r0 += d;
                 r1 += d2 * d2;
-                const float e = (1.0f + fabsf(i2[x] - mu2v)) / (1.0f + fabsf(i1[x] - mu1)) - 1.0f;
+                const float e = (1.0f + fabsf(i2[x] - m2[x])) / (1.0f + fabsf(i1[x] - m1[x])) - 1.0f;
                 const float art = e > 0.0f ? e : 0.0f, lost = e < 0.0f ? -e : 0.0f;
                 const float a2 = art * art, l2 = lost * lost;
                 e0 += art;
