@@ -13,7 +13,8 @@ What to encode comes from a cheap look at the pixels (``classify``):
 
 - photos (many colours, hardly two equal neighbours): lossy WebP, else JPEG;
 - graphics and screenshots (at most 256 colours, or mostly flat runs): PNG (a palette when
-  the colours allow) and lossless WebP, the smaller wins;
+  the colours allow) and lossless WebP, the smaller wins; with ``quality=auto`` also lossy
+  WebP at the level's floor, since any output reaching the floor keeps the look;
 - in between (a screenshot with a photo in it): all of them, the smallest wins.
 
 Alpha rules out JPEG; animation keeps WebP when the client shows it; a format that cannot
@@ -136,9 +137,13 @@ def _flat_share(rgb: Image.Image) -> float:
     return histogram[0] / max(1, sum(histogram))
 
 
-def candidates(picture: Picture, content: Content, accept: frozenset[str] | None
-               ) -> tuple[Candidate, ...]:
-    """The outputs worth encoding for this picture and client, most likely winner first."""
+def candidates(picture: Picture, content: Content, accept: frozenset[str] | None,
+               visual: bool = False) -> tuple[Candidate, ...]:
+    """The outputs worth encoding for this picture and client, most likely winner first.
+
+    ``visual`` (``quality=auto``): every output reaching the floor keeps the look, so
+    graphics get a lossy candidate too, searched to the floor, and the smallest wins.
+    """
     shown = shown_formats(accept)
     usable = {name for name in shown if fits(name, picture.size)
               and (FORMATS[name].alpha or not picture.has_alpha)}
@@ -153,7 +158,7 @@ def candidates(picture: Picture, content: Content, accept: frozenset[str] | None
     if content.kind == PHOTO:
         return tuple(lossy[:1]) or tuple(lossless)
     if content.kind == GRAPHIC:
-        return tuple(lossless)
+        return (*lossy[:1], *lossless) if visual else tuple(lossless)
     return (*lossy[:1], *lossless)
 
 

@@ -103,7 +103,8 @@ def compress(data: bytes, options: CompressOptions, limits: Limits | None = None
 
     if options.output_format == "auto":
         content = auto_format.classify(picture.first)
-        plan = auto_format.candidates(picture, content, options.accept)
+        plan = auto_format.candidates(picture, content, options.accept,
+                                      visual=options.quality_level is not None)
     else:
         plan = (Candidate(out, lossy=out.name in LOSSY),)
     made = [_encode(candidate, picture, options, settings, deadline,
