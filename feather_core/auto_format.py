@@ -4,8 +4,8 @@ Which formats the client can show comes from ``CompressOptions.accept``: the ima
 browser's ``Accept`` header lists (JPEG and PNG are always added, every browser shows them),
 or None for a client that sends ``*/*`` or nothing (curl, scripts), which gets WebP, JPEG
 and PNG. AVIF is offered only to clients that list it, and even then ``auto`` does not
-encode it: at its default speed it costs about 15 times the CPU of a WebP encode for
-10-20 % fewer bytes at the same SSIMULACRA2 score (figures in ``docs/compression.md``),
+encode it: at its default speed it costs about 11 times the CPU of a WebP encode for
+about 22 % fewer bytes at the same SSIMULACRA2 score (figures in ``docs/compression.md``),
 which a synchronous API cannot afford. An AVIF input the client accepts is still returned
 as it is when nothing else is smaller.
 
