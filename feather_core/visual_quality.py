@@ -10,8 +10,9 @@ level      floor  what it looks like (libjxl's description of the scale)
 ``eco``    60     between medium and high: small files, artefacts on close look
 =========  =====  ==========================================================
 
-Every candidate is encoded at full size, decoded and scored, so the score reported is the
-score of the bytes returned. The search needs few encodes because the score moves nearly
+Every try is encoded, decoded and scored; up to ``VERIFY_PIXELS`` the tries are the full
+picture, so the score reported is the score of the bytes returned (above, see
+``encode_to_level``). The search needs few encodes because the score moves nearly
 linearly with quality near a floor: the first try is at the quality that reaches the
 floor on a median photo (measured on the Kodak set per encoder), the next ones follow the
 line through the tries (a typical slope until two tries give their own), aiming a little
@@ -35,11 +36,12 @@ from feather_core.options import LEVELS
 from feather_core.picture import Picture
 
 # First try per encoder and level: the median quality that reaches the floor on the Kodak
-# photos (WebP method 4; JPEG 4:2:0 with optimised tables; AVIF speed 6).
+# photos (WebP method 4; JPEG 4:2:0 with optimised tables). AVIF (speed 6): ``good`` from
+# five of them, the other levels extrapolated at its slope.
 FIRST_TRY: dict[str, dict[str, int]] = {
     "webp": {"high": 87, "good": 77, "eco": 56},
     "jpeg": {"high": 85, "good": 68, "eco": 47},
-    "avif": {"high": 80, "good": 66, "eco": 50},
+    "avif": {"high": 78, "good": 59, "eco": 40},
 }
 # Typical score points per quality step near the floors, until two tries measure it.
 SLOPE: dict[str, float] = {"webp": 0.6, "jpeg": 0.55, "avif": 0.5}
@@ -146,15 +148,14 @@ def _measured_slope(tries: dict[int, Try], anchor: int, other: int | None) -> fl
 # Stop trying this many seconds before the deadline and keep the best try so far.
 DEADLINE_MARGIN = 0.25
 # Pictures up to this size are searched and scored whole. Above it the metric (about
-# 100 bytes a pixel) would cost too much memory and time: the tries run on SAMPLE_CROPS
-# crops of CROP px spread over the picture, each encoded and scored alone, and the picture
-# is encoded once at the quality found. Crops score higher than the whole picture on
-# average (their coarse scales see less) and their worst lower, so the estimate is the
-# middle of their mean and their minimum, which stayed within about 1 point of the
-# full-size score on the corpus's 2-24 MP photos; the search aims SAMPLE_MARGIN above
-# the floor to cover that, and reports the estimate less the margin.
+# 100 bytes a pixel) would cost too much memory and time: the tries run on four crops of
+# CROP px spread over the picture, each encoded and scored alone, and the picture is
+# encoded once at the quality found. Crops score higher than the whole picture on average
+# (their coarse scales see less) and their worst one lower, so the estimate is the middle
+# of their mean and their minimum. The search aims SAMPLE_MARGIN above the floor and
+# reports the estimate less the margin, which on the corpus's 12 bench photos (2-24 MP)
+# was within -3.9 / +2.6 of the full-size score (docs/compression.md).
 VERIFY_PIXELS = 1_500_000
-SAMPLE_CROPS = 4
 CROP = 512
 BLOCK = 16
 SAMPLE_MARGIN = 1.0
@@ -174,7 +175,7 @@ def decoded(data: bytes) -> Image.Image:
 
 
 def sample_crops(frame: Image.Image) -> list[Image.Image]:
-    """``SAMPLE_CROPS`` square crops of ``CROP`` px, spread over ``frame`` on its block grid."""
+    """Four square crops of ``CROP`` px, spread over ``frame`` on its block grid."""
     width, height = frame.size
     side = min(CROP, width, height)
     crops = []
@@ -191,7 +192,7 @@ def _on_grid(position: float, span: int) -> int:
 
 
 def sample_score(scores: list[float]) -> float:
-    """The picture's score estimated from its crops' (see ``SAMPLE_CROPS``)."""
+    """The picture's score estimated from its crops' (see ``VERIFY_PIXELS``)."""
     return (sum(scores) / len(scores) + min(scores)) / 2
 
 
@@ -207,7 +208,10 @@ def encode_to_level(picture: Picture, encode_at: Callable[[Picture, int], bytes]
     """
     floor = LEVELS[level]
     slope = SLOPE.get(encoder, 0.5)
-    out_of_time = lambda: deadline.expired(DEADLINE_MARGIN)  # noqa: E731
+
+    def out_of_time() -> bool:
+        return deadline.expired(DEADLINE_MARGIN)
+
     full = reference_frame(picture, encoder)
     if full.width * full.height > VERIFY_PIXELS:
         crops = [(replace(picture, frames=(crop,), durations=(), icc=None, exif=None, xmp=None),
