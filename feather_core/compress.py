@@ -13,7 +13,7 @@ from feather_core.encode import ENCODERS, LOSSY, EncodeSettings
 from feather_core.formats import FORMATS, Format, output_format
 from feather_core.jpeg_quality import size_anchor
 from feather_core.metadata import jpeg_metadata_bytes, strip_metadata
-from feather_core.options import CompressOptions, Limits
+from feather_core.options import LEVELS, CompressOptions, Limits
 from feather_core.picture import Picture
 from feather_core.steps.job import Job
 from feather_core.steps.resize import fit_within
@@ -117,7 +117,12 @@ def compress(data: bytes, options: CompressOptions, limits: Limits | None = None
         if fallback is not None:
             made.append(_encode(fallback, picture, options, settings, deadline,
                                 lambda pic, fmt: None))
+    # The cap first, then quality=auto's floor (an output short of it, such as lossy WebP
+    # on a saturated drawing that no quality brings to the floor, loses to one that
+    # reaches it), then bytes.
+    floor = LEVELS[options.quality_level] if options.quality_level else None
     best = min(made, key=lambda m: (options.target_bytes is not None and not m.target_met,
+                                    floor is not None and m.score is not None and m.score < floor,
                                     len(m.data)))
 
     if untouched and not options.target_bytes and len(best.data) >= len(data):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from PIL import Image, ImageDraw
 
@@ -17,6 +19,8 @@ from feather_core.auto_format import (
 from feather_core.options import CompressOptions
 from tests.helpers import assert_image_similar, open_image
 from tests.images import animated_gif, encode, photo
+
+RESOURCES = Path(__file__).parent / "resources"
 
 BROWSER = frozenset({"image/avif", "image/webp", "image/apng", "image/svg+xml"})
 
@@ -130,3 +134,18 @@ def test_resize_still_converts() -> None:
 ])
 def test_shown_formats(accept: frozenset[str] | None, expected: set[str]) -> None:
     assert shown_formats(accept) == expected
+
+
+def test_quality_auto_never_picks_an_output_short_of_the_floor() -> None:
+    from feather_core import perceptual
+    from feather_core.options import LEVELS
+
+    if not perceptual.available():
+        pytest.skip("metric extension not built")
+    # Saturated flat areas and coloured text: lossy WebP is smaller than lossless here but
+    # stays far under the floor at any quality (4:2:0 chroma); lossless must win.
+    data = (RESOURCES / "bandbool.png").read_bytes()
+    result = compress(data, CompressOptions(quality_level="good"))
+    assert result.score is not None and result.score >= LEVELS["good"]
+    decoded = open_image(result.data).convert("RGB")
+    assert perceptual.ssimulacra2(open_image(data).convert("RGB"), decoded) >= LEVELS["good"]
