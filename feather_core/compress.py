@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from feather_core import pipeline
+from feather_core import auto_format, perceptual, pipeline, visual_quality
+from feather_core.auto_format import Candidate
 from feather_core.deadline import Deadline
 from feather_core.decode import Source, decode, open_source
 from feather_core.encode import ENCODERS, LOSSY, EncodeSettings
-from feather_core.formats import FORMATS, Format, choose_auto_format, output_format
+from feather_core.formats import FORMATS, Format, output_format
 from feather_core.jpeg_quality import size_anchor
 from feather_core.metadata import jpeg_metadata_bytes, strip_metadata
-from feather_core.options import CompressOptions, Limits
+from feather_core.options import LEVELS, CompressOptions, Limits
 from feather_core.picture import Picture
 from feather_core.steps.job import Job
 from feather_core.steps.resize import fit_within
@@ -34,6 +36,9 @@ class CompressResult:
     iterations: int
     # True when the input itself was returned because re-encoding would not shrink it.
     unchanged: bool = False
+    # SSIMULACRA2 of the output against the processed picture, when ``quality=auto`` asked
+    # for it (100 for a lossless output); None otherwise.
+    score: float | None = None
 
     @property
     def output_bytes(self) -> int:
@@ -45,10 +50,14 @@ class CompressResult:
 
 
 def resolve_output(options: CompressOptions, source: Source) -> Format:
-    """The output format: the asked one, or the ``auto`` rule's choice."""
+    """The output format: the asked one, or for ``auto`` the one the pipeline works towards.
+
+    With ``auto`` the final format is chosen once the pixels are seen
+    (``feather_core.auto_format``); ``CompressResult.format`` says which it was.
+    """
     if options.output_format != "auto":
         return output_format(options.output_format)
-    return output_format(choose_auto_format(source.format, source.has_alpha, source.animated))
+    return auto_format.provisional(source, options.accept)
 
 
 def _shrink_hint(options: CompressOptions, source: Source) -> tuple[int, int] | None:
@@ -92,36 +101,98 @@ def compress(data: bytes, options: CompressOptions, limits: Limits | None = None
     resized = picture.resized
     deadline.check()
 
-    encoder = ENCODERS[out.name]
+    if options.output_format == "auto":
+        content = auto_format.classify(picture.first)
+        plan = auto_format.candidates(picture, content, options.accept,
+                                      visual=options.quality_level is not None)
+    else:
+        plan = (Candidate(out, lossy=out.name in LOSSY),)
+    made = [_encode(candidate, picture, options, settings, deadline,
+                    lambda pic, fmt: _size_estimate(data, source, options, fmt, pic))
+            for candidate in plan]
+    if options.target_bytes and not any(m.target_met for m in made):
+        # The byte cap wins: when no lossless output fits, a lossy one is tried too.
+        fallback = auto_format.lossy_fallback(picture, options.accept) if (
+            options.output_format == "auto" and not any(c.lossy for c in plan)) else None
+        if fallback is not None:
+            made.append(_encode(fallback, picture, options, settings, deadline,
+                                lambda pic, fmt: None))
+    # The cap first, then quality=auto's floor (an output short of it, such as lossy WebP
+    # on a saturated drawing that no quality brings to the floor, loses to one that
+    # reaches it), then bytes.
+    floor = LEVELS[options.quality_level] if options.quality_level else None
+    best = min(made, key=lambda m: (options.target_bytes is not None and not m.target_met,
+                                    floor is not None and m.score is not None and m.score < floor,
+                                    len(m.data)))
+
+    if untouched and not options.target_bytes and len(best.data) >= len(data):
+        passthrough = _passthrough(data, source, options)
+        if passthrough is not None and len(passthrough) <= len(best.data):
+            return _unchanged_result(passthrough, source, len(data), target_met=None)
+
+    width, height = best.picture.size
+    return CompressResult(
+        data=best.data, format=best.format, width=width, height=height, quality=best.quality,
+        input_format=source.format, original_bytes=len(data),
+        resized=resized or best.picture.size != picture.size, target_met=best.target_met,
+        iterations=sum(m.encodes for m in made), score=best.score,
+    )
+
+
+@dataclass(frozen=True)
+class _Encoded:
+    """One candidate's output and how it was made."""
+
+    data: bytes
+    format: Format
+    picture: Picture
+    quality: int | None
+    score: float | None
+    encodes: int
+    target_met: bool | None
+
+
+def _encode(candidate: Candidate, picture: Picture, options: CompressOptions,
+            settings: EncodeSettings, deadline: Deadline,
+            estimate: Callable[[Picture, Format], tuple[int, float] | None]) -> _Encoded:
+    """Encode one candidate: at the asked quality, at ``quality=auto``'s floor, under the cap."""
+    fmt = candidate.format
+    level = options.quality_level
+    if not candidate.lossy:
+        # PNG takes the asked quality (its encoder decides what it means); lossless WebP
+        # is exact, so its score needs no measuring.
+        if fmt.name == "webp":
+            output = auto_format.encode_webp_lossless(picture, settings)
+            score = 100.0 if level else None
+        else:
+            output = ENCODERS[fmt.name](picture, options.quality, settings)
+            score = visual_quality.score_of(picture, output, fmt.name) if level else None
+        met = len(output) <= options.target_bytes if options.target_bytes else None
+        return _Encoded(output, fmt, picture, None, score, 1, met)
+
+    encoder = ENCODERS[fmt.name]
 
     def encode_at(pic: Picture, quality: int) -> bytes:
         return encoder(pic, quality, settings)
 
-    quality: int | None = options.quality if out.name in LOSSY else None
-    target_met: bool | None = None
+    quality, score, encodes = options.quality, None, 0
+    if level is not None and perceptual.available():
+        found = visual_quality.encode_to_level(picture, encode_at, fmt.name, level, deadline)
+        output, quality, score = found.best.data, found.best.quality, found.best.score
+        encodes = len(found.tries)
+        if not options.target_bytes or len(output) <= options.target_bytes:
+            met = None if not options.target_bytes else True
+            return _Encoded(output, fmt, picture, quality, score, encodes, met)
+    elif level is not None:
+        quality = visual_quality.first_try(fmt.name, level)  # no metric built: its usual quality
     if options.target_bytes:
-        fit = fit_to_size(picture, encode_at, options.target_bytes, options.quality,
-                          out.name in LOSSY, deadline,
-                          _size_estimate(data, source, options, out, picture))
-        output, iterations, target_met = fit.data, fit.encodes, fit.met
-        if out.name in LOSSY:
-            quality = fit.quality
-        resized = resized or fit.picture.size != picture.size
-        picture = fit.picture
-    else:
-        output, iterations = encode_at(picture, options.quality), 1
-
-    if untouched and not options.target_bytes and len(output) >= len(data):
-        passthrough = _passthrough(data, source, options)
-        if passthrough is not None and len(passthrough) <= len(output):
-            return _unchanged_result(passthrough, source, len(data), target_met=None)
-
-    width, height = picture.size
-    return CompressResult(
-        data=output, format=out, width=width, height=height, quality=quality,
-        input_format=source.format, original_bytes=len(data), resized=resized,
-        target_met=target_met, iterations=iterations,
-    )
+        fit = fit_to_size(picture, encode_at, options.target_bytes, quality, True, deadline,
+                          estimate(picture, fmt))
+        if level is not None:
+            score = visual_quality.score_of(fit.picture, fit.data, fmt.name)
+        return _Encoded(fit.data, fmt, fit.picture, fit.quality, score, encodes + fit.encodes,
+                        fit.met)
+    return _Encoded(encode_at(picture, quality), fmt, picture, quality, score, 1, None)
 
 
 def _size_estimate(data: bytes, source: Source, options: CompressOptions, out: Format,
@@ -138,8 +209,14 @@ def _size_estimate(data: bytes, source: Source, options: CompressOptions, out: F
 
 
 def _asks_nothing_but_compression(options: CompressOptions, source: Source, out: Format) -> bool:
-    """Whether the output may be the input itself: same format, same pixels asked for."""
-    if out.name != source.format or source.orientation != 1:
+    """Whether the output may be the input itself: same format (or ``auto`` and a format the
+    client shows), same pixels asked for."""
+    if options.output_format == "auto":
+        if source.format not in auto_format.shown_formats(options.accept, source.format):
+            return False
+    elif out.name != source.format:
+        return False
+    if source.orientation != 1:
         return False
     if options.edits.any or options.watermark is not None:
         return False

@@ -50,6 +50,12 @@ DEFAULT_WATERMARK_SCALE = 20.0
 DEFAULT_WATERMARK_OPACITY = 80.0
 DEFAULT_WATERMARK_POSITION = "BR"
 
+# ``quality=auto`` levels: the SSIMULACRA2 floor each one keeps (feather_core.visual_quality).
+LEVELS: dict[str, float] = {"high": 80.0, "good": 70.0, "eco": 60.0}
+DEFAULT_LEVEL = "good"
+# The words the API and CLI take for ``quality`` besides the numbers 1-100.
+AUTO_NAMES: dict[str, str] = {"auto": DEFAULT_LEVEL, **{f"auto:{name}": name for name in LEVELS}}
+
 
 class _Checker:
     """Collects every bad field of one record, then raises once."""
@@ -171,6 +177,12 @@ class CompressOptions:
     lossless: bool = False
     edits: Edits = field(default_factory=Edits)
     watermark: Watermark | None = None
+    # ``quality=auto``: a level of ``visual_quality.LEVELS`` ("high", "good", "eco"), or
+    # None for the fixed ``quality``. ``quality_from_text`` reads the API's spelling.
+    quality_level: str | None = None
+    # Image MIME types the client shows (parsed from a browser's Accept header), for
+    # ``outputFormat=auto``; None means any (``*/*``, curl).
+    accept: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         check = _Checker()
@@ -182,8 +194,33 @@ class CompressOptions:
             check.errors["targetMB"] = "must be greater than 0"
         check.choice("mode", self.mode, MODES)
         check.range("effort", self.effort, EFFORT)
+        if self.quality_level is not None:
+            check.choice("quality", self.quality_level, tuple(LEVELS))
         check.raise_if_any()
 
     @property
     def preview(self) -> bool:
         return self.mode == "preview"
+
+
+QUALITY_CHOICES = ("1-100", *AUTO_NAMES)
+
+
+def quality_from_text(value: str) -> tuple[int, str | None]:
+    """``quality`` as the API and CLI spell it: a number 1-100, ``auto`` or ``auto:LEVEL``.
+
+    Returns the ``quality`` and ``quality_level`` fields of ``CompressOptions``: with a
+    level the number is the default quality, used where no search runs. Raises
+    ``InvalidOptions`` (field ``quality``) for anything else.
+    """
+    text = value.strip().lower()
+    if text in AUTO_NAMES:
+        return DEFAULT_QUALITY, AUTO_NAMES[text]
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= 100:
+        raise InvalidOptions("Invalid options", {
+            "quality": "must be a number between 1 and 100, or " + ", ".join(AUTO_NAMES)})
+    return number, None

@@ -26,6 +26,13 @@ def field_schema(field: Field) -> Schema:
     if field.kind == "file":
         schema.update(type="string", format="binary")
         return schema
+    if field.kind == "quality":
+        assert field.range is not None
+        schema["anyOf"] = [
+            {"type": "integer", "minimum": field.range.low, "maximum": field.range.high},
+            {"type": "string", "enum": list(field.choices)}]
+        schema["default"] = field.default
+        return schema
     schema["type"] = _TYPES[field.kind]
     if field.choices:
         schema["enum"] = [*field.choices, *field.aliases]
@@ -100,6 +107,8 @@ _OUTPUT_HEADERS = {
         ("X-Resized", "true if the image was resized."),
         ("X-Iterations", "Encodes used by the target-size search."),
         ("X-Output-Unchanged", "true when the input was returned as it came."),
+        ("X-Output-Score", "SSIMULACRA2 score of the output against the input (quality=auto)."),
+        ("Vary", "Accept (on /api/compress: the dialect and auto's format depend on it)."),
     )},
     **_RATE_HEADERS,
 }

@@ -44,6 +44,9 @@ def _number(value: float) -> str:
 def _accepts(field: Field) -> str:
     if field.kind == "file":
         return "file"
+    if field.kind == "quality" and field.range is not None:
+        return (f"integer {_number(field.range.low)}–{_number(field.range.high)}, or "
+                + ", ".join(f"`{c}`" for c in field.choices))
     if field.choices:
         shown = ", ".join(f"`{c}`" for c in field.choices)
         return shown if len(field.choices) <= 9 else f"one of {len(field.choices)} names"

@@ -30,7 +30,7 @@ from feather_server.ai.ask import AiAsk
 from feather_server.ai.languages import DEFAULT_LANGUAGE, LANGUAGES
 from feather_server.settings import parse_bool as _parse_setting_bool
 
-Kind = Literal["int", "float", "bool", "choice", "text", "file"]
+Kind = Literal["int", "float", "bool", "choice", "text", "file", "quality"]
 Dialect = Literal["feather", "flux"]
 FEATHER: Dialect = "feather"
 FLUX: Dialect = "flux"
@@ -91,8 +91,9 @@ class Field:
         """The value of ``raw`` (already known not to be blank); ``BadValue`` otherwise."""
         reader = _READERS[self.kind]
         value = reader(self, raw)
-        if self.range is not None and value not in self.range:
-            raise BadValue(self.range.message)
+        if self.range is not None and isinstance(value, (int, float)) \
+                and value not in self.range:
+            raise BadValue(_quality_help(self) if self.kind == "quality" else self.range.message)
         return value
 
 
@@ -156,13 +157,30 @@ def _read_text(spec: Field, raw: str) -> str:
     return text
 
 
+def _read_quality(spec: Field, raw: str) -> int | str:
+    """A number in the field's range, or ``auto``/``auto:LEVEL`` (the level's name)."""
+    text = raw.strip().lower()
+    if text in core.AUTO_NAMES:
+        return core.AUTO_NAMES[text]
+    try:
+        return _read_int(spec, text)
+    except BadValue:
+        raise BadValue(_quality_help(spec)) from None
+
+
+def _quality_help(spec: Field) -> str:
+    assert spec.range is not None
+    return (f"must be a number between {spec.range.low:g} and {spec.range.high:g}, or "
+            + ", ".join(core.AUTO_NAMES))
+
+
 def _read_file(spec: Field, raw: str) -> str:
     raise BadValue("must be a file part")
 
 
 _READERS: dict[str, Callable[[Field, str], Any]] = {
     "int": _read_int, "float": _read_float, "bool": _read_bool, "choice": _read_choice,
-    "text": _read_text, "file": _read_file,
+    "text": _read_text, "file": _read_file, "quality": _read_quality,
 }
 
 
@@ -181,11 +199,14 @@ FIELDS: tuple[Field, ...] = (
     Field("format", "choice", "FluxImage output format.", dialects=ONLY_FLUX,
           choices=FLUX_FORMATS, aliases={"jpeg": "jpg"}, default=FLUX_DEFAULT_FORMAT,
           cli=None),
-    Field("quality", "int", "Encoder quality (PNG: palette quality; 100 is lossless).",
-          dialects=ONLY_FEATHER, range=core.QUALITY, default=core.DEFAULT_QUALITY,
-          cli=Cli(flags=("-q",))),
-    Field("quality", "int", "Encoder quality of WebP, AVIF and JPEG; PNG is lossless.",
-          dialects=ONLY_FLUX, range=FLUX_QUALITY, default=FLUX_DEFAULT_QUALITY, cli=None),
+    Field("quality", "quality", "Encoder quality (PNG: palette quality; 100 is lossless), or "
+          "auto: the lowest quality that still looks the same (auto:high, auto = auto:good, "
+          "auto:eco).", dialects=ONLY_FEATHER, range=core.QUALITY,
+          choices=tuple(core.AUTO_NAMES), default=core.DEFAULT_QUALITY,
+          cli=Cli(flags=("-q",), metavar="1..100|auto[:LEVEL]")),
+    Field("quality", "quality", "Encoder quality of WebP, AVIF and JPEG (PNG is lossless), or "
+          "auto, auto:high, auto:eco.", dialects=ONLY_FLUX, range=FLUX_QUALITY,
+          choices=tuple(core.AUTO_NAMES), default=FLUX_DEFAULT_QUALITY, cli=None),
     Field("maxWidth", "int", "Resize down so the width is at most this (keeps the aspect, "
           "never enlarges).", range=PIXELS, cli=Cli(metavar="PIXELS"), group="resize"),
     Field("maxHeight", "int", "Resize down so the height is at most this (keeps the aspect, "
@@ -325,8 +346,12 @@ def default(name: str, dialect: str = FEATHER) -> Any:
 
 
 def compress_options(values: Mapping[str, Any], dialect: str, *, convert: bool = False,
-                     watermark: bytes | None = None) -> CompressOptions:
-    """The core options of a request in ``dialect`` (``convert``: /api/convert's rules)."""
+                     watermark: bytes | None = None,
+                     accept: frozenset[str] | None = None) -> CompressOptions:
+    """The core options of a request in ``dialect`` (``convert``: /api/convert's rules).
+
+    ``accept``: the image types the client shows, for ``outputFormat=auto`` (None: any).
+    """
     if dialect == FLUX:
         fmt = values.get("format", FLUX_DEFAULT_FORMAT)
         output_format = "jpeg" if fmt == "jpg" else fmt
@@ -363,9 +388,13 @@ def compress_options(values: Mapping[str, Any], dialect: str, *, convert: bool =
             position=values.get("watermarkPosition", core.DEFAULT_WATERMARK_POSITION),
         )
     target_mb = None if convert else values.get("targetMB")
+    quality = values.get("quality", default("quality", dialect))
+    level = quality if isinstance(quality, str) else None
     return CompressOptions(
         output_format=output_format,
-        quality=values.get("quality", default("quality", dialect)),
+        quality=default("quality", dialect) if level else quality,
+        quality_level=level,
+        accept=accept,
         max_width=values.get("maxWidth"),
         max_height=values.get("maxHeight"),
         strip_metadata=values.get("stripMetadata", True),

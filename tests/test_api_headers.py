@@ -46,9 +46,9 @@ def test_non_ascii_names_get_rfc6266_filename_star(client: FlaskClient) -> None:
     header = r.headers["Content-Disposition"]
     assert header.startswith('attachment; filename="')
     fallback = header.split('filename="')[1].split('"')[0]
-    assert fallback.isascii() and fallback.endswith("-compressed.jpg")
+    assert fallback.isascii() and fallback.endswith("-compressed.webp")
     assert "filename*=UTF-8''" in header
-    assert unquote(header.split("filename*=UTF-8''")[1]) == "café 東京-compressed.jpg"
+    assert unquote(header.split("filename*=UTF-8''")[1]) == "café 東京-compressed.webp"
 
 
 def test_hostile_names_are_made_safe(client: FlaskClient) -> None:

@@ -78,9 +78,10 @@ def test_default_output_is_next_to_the_input_and_never_replaces_it(tmp_path: Pat
 
     run = feather("compress", "shot.jpg", "-q", "60", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
-    out = open_image((tmp_path / "shot-compressed.jpg").read_bytes())
-    assert (out.format, out.size) == ("JPEG", (300, 200))
-    assert (tmp_path / "shot-compressed.jpg").stat().st_size < len(original)
+    # auto makes a photo WebP; the file is named after what it holds.
+    out = open_image((tmp_path / "shot-compressed.webp").read_bytes())
+    assert (out.format, out.size) == ("WEBP", (300, 200))
+    assert (tmp_path / "shot-compressed.webp").stat().st_size < len(original)
 
     # -o pointing at the input's own folder would overwrite it: refused, file kept.
     run = feather("compress", "shot.jpg", "-o", ".", cwd=tmp_path)
@@ -140,7 +141,7 @@ def test_globs_and_missing_paths(tmp_path: Path, tree: Path) -> None:
     run = feather("compress", "photos/**/*.png", "missing.jpg", "-o", "out", cwd=tmp_path)
     assert run.returncode == 1
     assert "missing.jpg: NOT_FOUND" in run.stderr
-    assert (tmp_path / "out" / "sub" / "b.png").is_file()  # tree below the glob's root
+    assert (tmp_path / "out" / "sub" / "b.webp").is_file()  # tree below the glob's root
 
 
 def test_bad_options_are_usage_errors_named_like_the_cli(tmp_path: Path, tree: Path) -> None:

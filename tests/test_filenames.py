@@ -67,7 +67,7 @@ def test_upload_name_gives_a_safe_header(client: FlaskClient, name: str) -> None
             return
     assert response.status_code == 200, response.get_json()
     saved = _check_header(response.headers["Content-Disposition"])
-    assert saved.endswith("-compressed.png")
+    assert saved.endswith("-compressed.webp")  # auto makes the photo WebP
     assert "etc" not in saved or "passwd" in saved  # folders dropped, the base name kept
 
 
@@ -75,7 +75,7 @@ def test_unicode_name_is_kept_in_filename_star(client: FlaskClient) -> None:
     data = encode(photo(32, 24), "PNG")
     response = client.post("/api/compress", data={"file": (io.BytesIO(data), "Ünïcödé 写真.png")})
     saved = _check_header(response.headers["Content-Disposition"])
-    assert saved == "Ünïcödé 写真-compressed.png"
+    assert saved == "Ünïcödé 写真-compressed.webp"
 
 
 def _raw_multipart(filename_bytes: bytes, payload: bytes) -> bytes:

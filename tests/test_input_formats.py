@@ -14,18 +14,20 @@ SVG = (b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="1
        b'<rect x="8" width="8" height="12" fill="#1010d0"/></svg>')
 
 
+# A photo becomes WebP under auto (curl's */*), unless the input itself is smaller: an AVIF
+# input may come back as it is.
 @pytest.mark.parametrize(("fmt", "params", "auto_out"), [
-    ("JPEG", {"quality": 95}, "JPEG"),
-    ("PNG", {}, "PNG"),
-    ("WEBP", {"quality": 95}, "WEBP"),
-    ("AVIF", {"quality": 90}, "AVIF"),
-    ("HEIF", {"quality": 90}, "WEBP"),
-    ("TIFF", {}, "WEBP"),
-    ("GIF", {}, "WEBP"),
-    ("BMP", {}, "WEBP"),
+    ("JPEG", {"quality": 95}, {"WEBP"}),
+    ("PNG", {}, {"WEBP"}),
+    ("WEBP", {"quality": 95}, {"WEBP"}),
+    ("AVIF", {"quality": 90}, {"AVIF", "WEBP"}),
+    ("HEIF", {"quality": 90}, {"WEBP"}),
+    ("TIFF", {}, {"WEBP"}),
+    ("GIF", {}, {"WEBP"}),
+    ("BMP", {}, {"WEBP"}),
 ])
 def test_raster_formats_decode_and_follow_the_auto_rule(
-    client: FlaskClient, fmt: str, params: dict[str, int], auto_out: str
+    client: FlaskClient, fmt: str, params: dict[str, int], auto_out: set[str]
 ) -> None:
     source = photo(160, 120)
     data = encode(source, fmt, **params)
@@ -33,7 +35,7 @@ def test_raster_formats_decode_and_follow_the_auto_rule(
     r = post_image(client, data, "upload.bin", content_type="application/octet-stream")
     assert r.status_code == 200, r.get_data(as_text=True)
     out = open_image(r.data)
-    assert out.format == auto_out
+    assert out.format in auto_out
     assert out.size == (160, 120)
     assert_image_similar(out, source, 20 if fmt == "GIF" else 8)
 
@@ -67,10 +69,12 @@ def test_heic_convert_to_jpeg(client: FlaskClient) -> None:
 
 
 def test_jpeg_named_png_is_processed_as_jpeg(client: FlaskClient) -> None:
-    r = post_image(client, encode(photo(100, 80), "JPEG"), "not-really.png",
-                   content_type="image/png")
+    source = photo(100, 80)
+    r = post_image(client, encode(source, "JPEG"), "not-really.png", content_type="image/png",
+                   outputFormat="jpeg")
     assert r.status_code == 200
     assert r.headers["Content-Type"] == "image/jpeg"
+    assert_image_similar(open_image(r.data), source, 8)
 
 
 def test_formats_endpoint_lists_what_is_served(client: FlaskClient) -> None:

@@ -34,7 +34,7 @@ def test_not_a_jpeg_gives_no_estimate() -> None:
 @pytest.mark.parametrize(("source_quality", "cap"), [(95, 150_000), (92, 40_000), (60, 90_000)])
 def test_search_from_the_header_meets_the_cap(source_quality: int, cap: int) -> None:
     data = encode(photo(1600, 1200, seed=5), "JPEG", quality=source_quality)
-    result = compress(data, CompressOptions(target_bytes=cap))
+    result = compress(data, CompressOptions(output_format="jpeg", target_bytes=cap))
     assert result.target_met
     assert len(result.data) <= cap
     out = open_image(result.data)

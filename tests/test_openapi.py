@@ -57,7 +57,7 @@ def _form(document: dict[str, Any], path: str) -> dict[str, Any]:
 
 # From feather-api.txt: every field of /api/compress with its type and documented range.
 FEATHER_CONTRACT: dict[str, tuple[str, float | None, float | None]] = {
-    "quality": ("integer", 1, 100), "maxWidth": ("integer", None, None),
+    "maxWidth": ("integer", None, None),
     "maxHeight": ("integer", None, None), "stripMetadata": ("boolean", None, None),
     "targetMB": ("number", None, None), "progressive": ("boolean", None, None),
     "effort": ("integer", 0, 9), "cropX": ("integer", None, None),
@@ -81,6 +81,10 @@ def test_feather_fields_match_the_contract(document: dict[str, Any]) -> None:
         assert props[name]["type"] == kind, name
         if low is not None:
             assert props[name]["minimum"] == low and props[name]["maximum"] == high, name
+    # quality: the document's integer 1-100, or the auto levels.
+    number, words = props["quality"]["anyOf"]
+    assert (number["type"], number["minimum"], number["maximum"]) == ("integer", 1, 100)
+    assert set(words["enum"]) == {"auto", "auto:high", "auto:good", "auto:eco"}
 
 
 def test_convert_requires_a_concrete_format(document: dict[str, Any]) -> None:
@@ -93,7 +97,8 @@ def test_convert_requires_a_concrete_format(document: dict[str, Any]) -> None:
 def test_flux_fields_match_the_contract(document: dict[str, Any]) -> None:
     props = _form(document, "/api/batch")["properties"]
     assert set(props["format"]["enum"]) >= {"webp", "avif", "jpg", "png"}
-    assert (props["quality"]["minimum"], props["quality"]["maximum"]) == (40, 100)
+    number, _ = props["quality"]["anyOf"]
+    assert (number["minimum"], number["maximum"]) == (40, 100)
     assert (props["watermarkScale"]["minimum"], props["watermarkScale"]["maximum"]) == (5, 50)
     assert (props["watermarkOpacity"]["minimum"],
             props["watermarkOpacity"]["maximum"]) == (0, 100)

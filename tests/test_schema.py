@@ -39,10 +39,15 @@ def test_openapi_is_the_schema(dialect: str, path: str) -> None:
     for name, field in fields.items():
         documented = properties[name]
         assert documented["description"] == field.help, name
-        if field.range is not None:
+        if field.kind == "quality":
+            assert field.range is not None
+            number, words = documented["anyOf"]
+            assert (number["minimum"], number["maximum"]) == (field.range.low, field.range.high)
+            assert set(words["enum"]) == set(field.choices)
+        elif field.range is not None:
             assert (documented["minimum"], documented["maximum"]) == (
                 field.range.low, field.range.high), name
-        if field.choices:
+        if field.choices and field.kind != "quality":
             assert set(field.choices) <= set(documented["enum"]), name
         if field.default is not None:
             assert documented["default"] == field.default, name

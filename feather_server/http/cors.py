@@ -24,7 +24,7 @@ EXPOSED_HEADERS = (
     "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset",
     "X-Original-Bytes", "X-Output-Bytes", "X-Output-Quality", "X-Output-Width",
     "X-Output-Height", "X-Output-Format", "X-Compression-Ratio", "X-Processing-Time-Ms",
-    "X-Target-Met", "X-Resized", "X-Iterations", "X-Output-Unchanged",
+    "X-Target-Met", "X-Resized", "X-Iterations", "X-Output-Unchanged", "X-Output-Score",
 )
 _PREFLIGHT_MAX_AGE_S = 600
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from flask import Response, g
+from flask import Request, Response, g
 
 from feather_core import CompressOptions, CompressResult
 from feather_server.filenames import content_disposition
@@ -17,6 +17,18 @@ def _reported_quality(result: CompressResult, options: CompressOptions) -> int:
     # PNG is lossless: its output quality is 100 whatever was asked. A file returned
     # unchanged keeps its own quality, which is not re-measured; the asked one is shown.
     return 100 if result.format.name == "png" else options.quality
+
+
+def accepted_image_types(req: Request) -> frozenset[str] | None:
+    """The image types a client lists in ``Accept`` (q > 0), for ``outputFormat=auto``.
+
+    ``image/*`` and ``*/*`` name nothing in particular: a client that lists no image type
+    of its own (curl, most libraries) gets None, which means any.
+    """
+    listed = frozenset(kind.lower() for kind, quality in req.accept_mimetypes
+                       if quality > 0 and kind.lower().startswith("image/")
+                       and kind.lower() != "image/*")
+    return listed or None
 
 
 def image_response(upload: Upload, result: CompressResult, options: CompressOptions) -> Response:
@@ -39,4 +51,6 @@ def image_response(upload: Upload, result: CompressResult, options: CompressOpti
     headers["X-Resized"] = "true" if result.resized else "false"
     headers["X-Iterations"] = str(result.iterations)
     headers["X-Output-Unchanged"] = "true" if result.unchanged else "false"
+    if result.score is not None:
+        headers["X-Output-Score"] = f"{result.score:.2f}"
     return response

@@ -42,8 +42,13 @@ function value(id) {
 }
 
 // [name, value] pairs of the Feather dialect; only what differs from the defaults.
+// quality: the slider's number, or the visual-quality level chosen instead of it.
+function quality() {
+  return value("visualQuality") || value("quality");
+}
+
 function featherFields() {
-  const fields = [["outputFormat", value("outputFormat")], ["quality", value("quality")]];
+  const fields = [["outputFormat", value("outputFormat")], ["quality", quality()]];
   for (const id of ["maxWidth", "maxHeight", "targetMB"]) if (value(id)) fields.push([id, value(id)]);
   fields.push(["stripMetadata", $("#stripMetadata").checked ? "true" : "false"]);
   for (const [id, fallback] of Object.entries(EDIT_DEFAULTS)) {
@@ -73,7 +78,8 @@ function fluxFields(item) {
   let format = value("outputFormat");
   if (format === "auto") format = (item.preview && item.preview.facts.format) || "webp";
   fields.push(["format", format === "jpeg" ? "jpg" : format]);
-  fields.push(["quality", String(Math.min(100, Math.max(40, Number(value("quality")))))]);
+  fields.push(["quality", value("visualQuality") ||
+    String(Math.min(100, Math.max(40, Number(value("quality")))))]);
   if ($("#autoAltText").checked) fields.push(["autoAltText", "true"]);
   if ($("#autoRenameSEO").checked) fields.push(["autoRenameSEO", "true"]);
   fields.push(["language", value("language")]);
@@ -451,6 +457,7 @@ function optionsChanged() {
     output.textContent = input.step && input.step.includes(".") ? Number(input.value).toFixed(2) : input.value;
   }
   $("#quality-value").textContent = value("quality");
+  $("#quality").disabled = Boolean(value("visualQuality"));
   clearTimeout(debounce);
   debounce = setTimeout(() => items.forEach(refresh), 350);
 }

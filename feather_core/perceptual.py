@@ -1,0 +1,73 @@
+"""SSIMULACRA2, the perceptual metric ``quality=auto`` aims at, on Pillow images.
+
+The computation is libjxl's (``tools/ssimulacra2.cc``), done by the C extension
+``feather_core/_ssimulacra2.c``; its scores match libjxl's ``ssimulacra2`` tool
+(see ``docs/compression.md`` for the measured agreement). Scale: 100 is identical,
+90 cannot be told apart at 1:1, 70 is high quality, 50 medium, 30 low.
+
+A reference is prepared once and compared with several candidates, so a quality
+search pays for the reference's half of the work only once. Images with alpha are
+scored as libjxl does: blended on a dark and on a light background, the worse
+score counting.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from PIL import Image
+
+_metric: ModuleType | None
+try:
+    from feather_core import _ssimulacra2 as _metric
+except ImportError:  # built without a compiler: callers fall back to fixed qualities
+    _metric = None
+
+# libjxl's backgrounds for images with alpha (dark, light); 0.5 for opaque ones.
+_ALPHA_BACKGROUNDS = (0.1, 0.9)
+_OPAQUE_BACKGROUND = 0.5
+
+
+def available() -> bool:
+    """Whether the metric's C extension is built."""
+    return _metric is not None
+
+
+def _pixels(image: Image.Image, with_alpha: bool) -> tuple[bytes, int]:
+    mode = "RGBA" if with_alpha else "RGB"
+    if image.mode != mode:
+        image = image.convert(mode)
+    return image.tobytes(), len(mode)
+
+
+def _has_alpha(image: Image.Image) -> bool:
+    return image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+
+
+class Reference:
+    """An original image prepared for scoring candidates of the same size."""
+
+    def __init__(self, image: Image.Image) -> None:
+        if _metric is None:
+            raise RuntimeError("feather_core._ssimulacra2 is not built")
+        self.size = image.size
+        self.alpha = _has_alpha(image)
+        pixels, bands = _pixels(image, self.alpha)
+        backgrounds = _ALPHA_BACKGROUNDS if self.alpha else (_OPAQUE_BACKGROUND,)
+        width, height = image.size
+        self._prepared = [(bg, _metric.reference(pixels, width, height, bands, bg))
+                          for bg in backgrounds]
+
+    def score(self, candidate: Image.Image) -> float:
+        """SSIMULACRA2 of ``candidate`` (same size) against this reference."""
+        assert _metric is not None
+        if candidate.size != self.size:
+            raise ValueError(f"candidate is {candidate.size}, reference {self.size}")
+        pixels, bands = _pixels(candidate, self.alpha)
+        return min(float(_metric.compare(prepared, pixels, bands, bg))
+                   for bg, prepared in self._prepared)
+
+
+def ssimulacra2(original: Image.Image, candidate: Image.Image) -> float:
+    """SSIMULACRA2 of ``candidate`` against ``original`` (same size)."""
+    return Reference(original).score(candidate)

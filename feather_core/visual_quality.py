@@ -1,0 +1,247 @@
+"""``quality=auto``: the lowest encoder quality whose output still reaches a perceptual floor.
+
+The floor is a SSIMULACRA2 score (``feather_core.perceptual``), one per named level:
+
+=========  =====  ==========================================================
+level      floor  what it looks like (libjxl's description of the scale)
+=========  =====  ==========================================================
+``high``   80     between high quality and visually lossless at 1:1
+``good``   70     high quality; the default (``auto`` = ``auto:good``)
+``eco``    60     between medium and high: small files, artefacts on close look
+=========  =====  ==========================================================
+
+Every try is encoded, decoded and scored; up to ``VERIFY_PIXELS`` the tries are the full
+picture, so the score reported is the score of the bytes returned (above, see
+``encode_to_level``). The search needs few encodes because the score moves nearly
+linearly with quality near a floor: the first try is at the quality that reaches the
+floor on a median photo (measured on the Kodak set per encoder), the next ones follow the
+line through the tries (a typical slope until two tries give their own), aiming a little
+above the floor, and the search stops as soon as the best passing try is within
+``CLOSE_ENOUGH`` of the floor or the quality that fails is one step below it.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from PIL import Image
+
+from feather_core import perceptual
+from feather_core.deadline import Deadline
+from feather_core.encode import flatten
+from feather_core.options import LEVELS
+from feather_core.picture import Picture
+
+# First try per encoder and level: the median quality that reaches the floor on the Kodak
+# photos (WebP method 4; JPEG 4:2:0 with optimised tables). AVIF (speed 6): ``good`` from
+# five of them, the other levels extrapolated at its slope.
+FIRST_TRY: dict[str, dict[str, int]] = {
+    "webp": {"high": 87, "good": 77, "eco": 56},
+    "jpeg": {"high": 85, "good": 68, "eco": 47},
+    "avif": {"high": 78, "good": 59, "eco": 40},
+}
+# Typical score points per quality step near the floors, until two tries measure it.
+SLOPE: dict[str, float] = {"webp": 0.6, "jpeg": 0.55, "avif": 0.5}
+SLOPE_RANGE = (0.15, 2.5)
+# Aim this far above the floor, so a try that lands a little short of the model still passes.
+AIM = 0.3
+# A passing try this close to the floor is taken without trying lower.
+CLOSE_ENOUGH = 2.5
+MAX_TRIES = 5
+
+
+@dataclass(frozen=True)
+class Try:
+    """One candidate: its quality, bytes and score."""
+
+    quality: int
+    data: bytes
+    score: float
+
+
+@dataclass(frozen=True)
+class Search:
+    """The search's answer: the chosen try, and every try made."""
+
+    best: Try
+    tries: tuple[Try, ...]
+    floor: float
+
+    @property
+    def met(self) -> bool:
+        return self.best.score >= self.floor
+
+
+Score = Callable[[int], Try]
+
+
+def first_try(encoder: str, level: str) -> int:
+    """The quality the search starts from for ``encoder`` at ``level``."""
+    return FIRST_TRY.get(encoder, FIRST_TRY["webp"])[level]
+
+
+def search(attempt: Score, floor: float, start: int, slope: float,
+           max_tries: int = MAX_TRIES, out_of_time: Callable[[], bool] | None = None) -> Search:
+    """The lowest quality in 1..100 whose try scores at least ``floor``, in few tries.
+
+    ``attempt(q)`` encodes at quality ``q`` and scores the result. When no try reaches the
+    floor (100 included, or tries or time ran out), the best-scoring try is returned.
+    """
+    tries: dict[int, Try] = {}
+    quality = max(1, min(100, start))
+    while True:
+        tries[quality] = attempt(quality)
+        passing = sorted(q for q, t in tries.items() if t.score >= floor)
+        failing = sorted(q for q, t in tries.items() if t.score < floor)
+        best = passing[0] if passing else None
+        below = max((q for q in failing if best is None or q < best), default=None)
+        if len(tries) >= max_tries or (out_of_time is not None and out_of_time()):
+            break
+        if best is not None:
+            if tries[best].score - floor < CLOSE_ENOUGH or best == 1:
+                break
+            if below is not None and best - below <= 1:
+                break
+            guess = _aim(tries, best, below, floor, slope)
+            quality = max(guess, (below or 0) + 1)
+            if quality >= best:
+                break
+        else:
+            top = failing[-1]
+            if top >= 100:
+                break
+            guess = _aim(tries, top, None, floor, slope)
+            quality = min(100, max(guess, top + 1))
+    chosen = (tries[min(q for q, t in tries.items() if t.score >= floor)]
+              if any(t.score >= floor for t in tries.values())
+              else max(tries.values(), key=lambda t: t.score))
+    ordered = tuple(tries[q] for q in tries)
+    return Search(best=chosen, tries=ordered, floor=floor)
+
+
+def _aim(tries: dict[int, Try], anchor: int, other: int | None, floor: float,
+         slope: float) -> int:
+    """The quality the line through the tries gives ``floor + AIM`` at, rounded up."""
+    local = _measured_slope(tries, anchor, other)
+    if local is not None:
+        slope = min(SLOPE_RANGE[1], max(SLOPE_RANGE[0], local))
+    wanted = anchor + (floor + AIM - tries[anchor].score) / slope
+    return max(1, min(100, math.ceil(wanted)))
+
+
+def _measured_slope(tries: dict[int, Try], anchor: int, other: int | None) -> float | None:
+    # The secant through the anchor and the nearest other try (the bracket's other end
+    # when there is one): the closest pair describes the curve best where the floor is.
+    if other is None:
+        others = [q for q in tries if q != anchor]
+        if not others:
+            return None
+        other = min(others, key=lambda q: abs(q - anchor))
+    if other == anchor:
+        return None
+    return (tries[anchor].score - tries[other].score) / (anchor - other)
+
+
+# Stop trying this many seconds before the deadline and keep the best try so far.
+DEADLINE_MARGIN = 0.25
+# Pictures up to this size are searched and scored whole. Above it the metric (about
+# 100 bytes a pixel) would cost too much memory and time: the tries run on four crops of
+# CROP px spread over the picture, each encoded and scored alone, and the picture is
+# encoded once at the quality found. Crops score higher than the whole picture on average
+# (their coarse scales see less) and their worst one lower, so the estimate is the middle
+# of their mean and their minimum. The search aims SAMPLE_MARGIN above the floor and
+# reports the estimate less the margin, which on the corpus's 12 bench photos (2-24 MP)
+# was within -3.9 / +2.6 of the full-size score (docs/compression.md).
+VERIFY_PIXELS = 1_500_000
+CROP = 512
+BLOCK = 16
+SAMPLE_MARGIN = 1.0
+
+
+def reference_frame(picture: Picture, encoder: str) -> Image.Image:
+    """What the output is judged against: the first frame, flattened where JPEG flattens it."""
+    frame = picture.first
+    return flatten(frame) if encoder == "jpeg" else frame
+
+
+def decoded(data: bytes) -> Image.Image:
+    """The first frame of an encoded output, loaded."""
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        return image.copy()
+
+
+def sample_crops(frame: Image.Image) -> list[Image.Image]:
+    """Four square crops of ``CROP`` px, spread over ``frame`` on its block grid."""
+    width, height = frame.size
+    side = min(CROP, width, height)
+    crops = []
+    for fx, fy in ((0.25, 0.25), (0.75, 0.25), (0.25, 0.75), (0.75, 0.75)):
+        x = _on_grid(fx * width - side / 2, width - side)
+        y = _on_grid(fy * height - side / 2, height - side)
+        crops.append(frame.crop((x, y, x + side, y + side)))
+    return crops
+
+
+def _on_grid(position: float, span: int) -> int:
+    value = max(0, min(span, int(position)))
+    return value - value % BLOCK
+
+
+def sample_score(scores: list[float]) -> float:
+    """The picture's score estimated from its crops' (see ``VERIFY_PIXELS``)."""
+    return (sum(scores) / len(scores) + min(scores)) / 2
+
+
+def encode_to_level(picture: Picture, encode_at: Callable[[Picture, int], bytes], encoder: str,
+                    level: str, deadline: Deadline) -> Search:
+    """The lowest quality at which ``encode_at(picture, q)`` reaches ``level``'s floor.
+
+    Up to ``VERIFY_PIXELS`` every try is the full picture, so the score is the output's
+    own. Above, the tries run on crops (``sample_crops``) and the picture is encoded once,
+    at the quality found there; the score reported is the crops' estimate. Needs
+    the metric's C extension (``perceptual.available()``). Animations are judged on
+    their first frame.
+    """
+    floor = LEVELS[level]
+    slope = SLOPE.get(encoder, 0.5)
+
+    def out_of_time() -> bool:
+        return deadline.expired(DEADLINE_MARGIN)
+
+    full = reference_frame(picture, encoder)
+    if full.width * full.height > VERIFY_PIXELS:
+        crops = [(replace(picture, frames=(crop,), durations=(), icc=None, exif=None, xmp=None),
+                  perceptual.Reference(crop)) for crop in sample_crops(full)]
+
+        def attempt_sample(quality: int) -> Try:
+            data = b""
+            scores = []
+            for small, reference in crops:
+                data = encode_at(small, quality)
+                scores.append(reference.score(decoded(data)))
+            return Try(quality, data, sample_score(scores))
+
+        found = search(attempt_sample, floor + SAMPLE_MARGIN, first_try(encoder, level), slope,
+                       out_of_time=out_of_time)
+        best = Try(found.best.quality, encode_at(picture, found.best.quality),
+                   found.best.score - SAMPLE_MARGIN)
+        return Search(best=best, tries=(*found.tries, best), floor=floor)
+
+    reference = perceptual.Reference(full)
+
+    def attempt(quality: int) -> Try:
+        data = encode_at(picture, quality)
+        return Try(quality, data, reference.score(decoded(data)))
+
+    return search(attempt, floor, first_try(encoder, level), slope, out_of_time=out_of_time)
+
+
+def score_of(picture: Picture, data: bytes, encoder: str) -> float | None:
+    """SSIMULACRA2 of an output against its picture, or None without the metric."""
+    if not perceptual.available():
+        return None
+    return perceptual.ssimulacra2(reference_frame(picture, encoder), decoded(data))
