@@ -103,3 +103,64 @@ def test_single_process_metrics_without_gunicorn(tmp_path: Path,
                   "feather_http_requests_total", endpoint="health.formats", method="GET",
                   status="200")
     assert after == before + 1
+
+
+def test_what_goes_wrong_is_counted(tmp_path: Path) -> None:
+    server = GunicornServer({"DATA_DIR": str(tmp_path), "RATE_LIMIT_PER_MINUTE": "0",
+                             "METRICS_ENABLED": "true", "REQUEST_TIMEOUT_MS": "700",
+                             "DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none"},
+                            workers=2)
+    server.start(tmp_path)
+    try:
+        import numpy as np
+        from PIL import Image
+
+        noise = np.random.default_rng(3).integers(0, 256, (900, 900, 3), dtype=np.uint8)
+        slow = encode(Image.fromarray(noise), "PNG")
+        statuses = [
+            requests.post(server.url + "/api/compress", files={"file": ("a.jpg", JPEG)},
+                          timeout=60).status_code,
+            requests.post(server.url + "/api/compress", files={"file": ("x.png", b"nope")},
+                          timeout=60).status_code,
+            requests.post(server.url + "/api/compress", files={"file": ("n.png", slow)},
+                          data={"outputFormat": "avif", "effort": "9"}, timeout=60).status_code,
+            requests.post(server.url + "/api/compress", files={"file": ("a.jpg", JPEG)},
+                          headers={"Authorization": "Bearer flx_live_" + "0" * 40},
+                          timeout=60).status_code,
+        ]
+        assert statuses == [200, 422, 504, 503]
+        found = samples(requests.get(server.url + "/metrics", timeout=60).text)
+        assert value(found, "feather_refusals_total", code="INVALID_IMAGE") == 1
+        assert value(found, "feather_refusals_total", code="TIMEOUT") == 1
+        assert value(found, "feather_refusals_total", code="SERVICE_UNAVAILABLE") == 1
+        assert value(found, "feather_jobs_total", outcome="timeout") == 1
+        assert value(found, "feather_jobs_total", outcome="failed") == 1
+        assert value(found, "feather_jobs_total", outcome="ok") == 1
+        assert value(found, "feather_images_total", format="webp") == 1
+        assert value(found, "feather_image_input_bytes_total", format="webp") == len(JPEG)
+        assert value(found, "feather_dependency_errors_total",
+                     part="the accounts database") == 1
+    finally:
+        server.stop()
+
+
+def test_json_logs_carry_the_request_id(tmp_path: Path) -> None:
+    import json
+
+    server = GunicornServer({"DATA_DIR": str(tmp_path), "RATE_LIMIT_PER_MINUTE": "0",
+                             "LOG_FORMAT": "json"}, workers=1)
+    server.start(tmp_path)
+    try:
+        answer = requests.post(server.url + "/api/compress", files={"file": ("x.png", b"no")},
+                               headers={"X-Request-Id": "trace-42"}, timeout=60)
+        assert answer.status_code == 422
+        deadline = time.monotonic() + 10
+        while '"trace-42"' not in server.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        server.stop()
+    lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+    access = [line for line in lines if line["logger"] == "gunicorn.access"]
+    assert any(line["request_id"] == "trace-42" and line["status"] == "422" for line in access)
+    assert all({"time", "level", "logger", "message" if line["logger"] != "gunicorn.access"
+                else "request"} <= set(line) for line in lines)
