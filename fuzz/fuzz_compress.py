@@ -9,6 +9,7 @@ tests/hostile.py, so nothing binary is committed.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -32,10 +33,8 @@ def test_one(data: bytes) -> None:
     if not data:
         return
     options = OPTIONS[data[0] % len(OPTIONS)]
-    try:
+    with contextlib.suppress(FeatherError):  # a documented answer
         compress(data[1:], options, LIMITS)
-    except FeatherError:
-        pass  # a documented answer
 
 
 def write_seeds(folder: Path) -> None:

@@ -39,4 +39,5 @@ def test_last_credits_are_won_once(tmp_path: Path, database_url: str) -> None:  
         usage = requests.get(server.url + "/api/usage",
                              headers={"Authorization": f"Bearer {raw}"}, timeout=60).json()
     assert sorted(statuses) == [200] * 6 + [403] * 10
-    assert usage["compressor_used"] == 6 and usage["canCompress"] is False
+    assert usage["compressor_used"] == 6
+    assert usage["canCompress"] is False

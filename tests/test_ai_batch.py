@@ -96,18 +96,23 @@ def test_alt_text_and_seo_name_in_the_asked_language(client: FlaskClient, starte
     assert f'filename="{stem}.jpg"' in got.headers["Content-Disposition"]
     assert open_image(got.data).size == (640, 400)
     (seen,) = ai.seen()
-    assert seen.authorization == "Bearer sk-local" and seen.body["model"] == "vision-test"
+    assert seen.authorization == "Bearer sk-local"
+    assert seen.body["model"] == "vision-test"
     assert seen.language == language  # from the prompt's "Language:" line
-    assert "sportswear shop" in seen.prompt and "running shoes men" in seen.prompt
+    assert "sportswear shop" in seen.prompt
+    assert "running shoes men" in seen.prompt
     preview = Image.open(io.BytesIO(base64.b64decode(seen.image_urls[0].split(",", 1)[1])))
-    assert preview.format == "JPEG" and max(preview.size) == 512
+    assert preview.format == "JPEG"
+    assert max(preview.size) == 512
 
 
 def test_only_the_asked_feature_shows(client: FlaskClient, starter: str) -> None:
     alt_only = post(client, starter, autoAltText="true").get_json()["data"][0]
-    assert alt_only["newName"] == "photo0.webp" and alt_only["altText"]
+    assert alt_only["newName"] == "photo0.webp"
+    assert alt_only["altText"]
     rename_only = post(client, starter, autoRenameSEO="true").get_json()["data"][0]
-    assert rename_only["newName"] == "red-running-shoes.webp" and "altText" not in rename_only
+    assert rename_only["newName"] == "red-running-shoes.webp"
+    assert "altText" not in rename_only
     assert usage(client, starter)["ia_credits_used"] == 2
 
 
@@ -129,7 +134,8 @@ def test_alt_text_is_capped_at_80_characters(client: FlaskClient, starter: str,
     assert 40 < len(item["altText"]) <= 80
     assert item["altText"].startswith("A pair of bright red running shoes")
     stem = item["newName"].removesuffix(".webp")
-    assert len(stem) <= 60 and stem.startswith("bright-red-running-shoes-bright")
+    assert len(stem) <= 60
+    assert stem.startswith("bright-red-running-shoes-bright")
     assert all(part.isalnum() and part.islower() for part in stem.split("-"))
 
 
@@ -168,7 +174,8 @@ def test_credits_both_flags_one_each_failures_free_topups_last(
                       autoRenameSEO="true")
         assert failed.status_code == 200
         (item,) = failed.get_json()["data"]
-        assert item["newName"] == "Été à Paris.webp" and "altText" not in item
+        assert item["newName"] == "Été à Paris.webp"
+        assert "altText" not in item
         assert download(client, item["downloadUrl"]).status_code == 200
     report = usage(client, key)
     assert (report["ia_credits_used"], report["ia_topup_credits"]) == (2, 2)
@@ -204,7 +211,8 @@ def test_403_bodies_for_free_anonymous_and_an_unconfigured_server(
     answer = post(bare_client, paid, autoRenameSEO="true")
     assert answer.status_code == 403
     body = answer.get_json()
-    assert body["error"] == "ia_not_available" and "not configured" in body["message"]
+    assert body["error"] == "ia_not_available"
+    assert "not configured" in body["message"]
     assert "AI_BASE_URL" in body["message"]
     assert usage(bare_client, paid)["compressor_used"] == 0
     assert post(bare_client, paid).status_code == 200  # without AI all is well
@@ -215,7 +223,8 @@ def test_unknown_languages_are_400(client: FlaskClient, starter: str, language: 
     answer = post(client, starter, autoAltText="true", language=language)
     assert answer.status_code == 400
     body = answer.get_json()
-    assert body["error"] == "INVALID_INPUT" and "Español" in body["message"]
+    assert body["error"] == "INVALID_INPUT"
+    assert "Español" in body["message"]
     assert usage(client, starter)["compressor_used"] == 0
 
 

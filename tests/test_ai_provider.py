@@ -48,16 +48,20 @@ def test_request_carries_model_key_prompt_and_a_small_jpeg(ai: AiServer) -> None
     assert seen.path == "/v1/chat/completions"
     assert seen.authorization == "Bearer sk-test-123"
     assert seen.body["model"] == "vision-test"
-    assert "Russian (Русский)" in seen.prompt and "sportswear shop" in seen.prompt
-    assert "running shoes men" in seen.prompt and "JSON" in seen.prompt
+    assert "Russian (Русский)" in seen.prompt
+    assert "sportswear shop" in seen.prompt
+    assert "running shoes men" in seen.prompt
+    assert "JSON" in seen.prompt
     (url,) = seen.image_urls
     assert url.startswith("data:image/jpeg;base64,")
     preview = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
-    assert preview.format == "JPEG" and preview.size == (512, 288)
+    assert preview.format == "JPEG"
+    assert preview.size == (512, 288)
     assert len(url) < 60_000  # a small image, not the 1600 px upload
     # transparent areas were flattened on white, not black
     corner = preview.convert("RGB").getpixel((2, 2))
-    assert isinstance(corner, tuple) and min(corner) > 200
+    assert isinstance(corner, tuple)
+    assert min(corner) > 200
 
 
 @pytest.mark.parametrize("mode", ["good", "prose", "fenced"])
@@ -101,20 +105,24 @@ def test_unreachable_provider_is_a_failure() -> None:
 
 def test_only_what_was_asked_is_returned(ai: AiServer) -> None:
     only_alt = describer(ai).describe(PNG, Ask(rename=False))
-    assert only_alt.alt_text and only_alt.name is None
+    assert only_alt.alt_text
+    assert only_alt.name is None
     only_name = describer(ai).describe(PNG, Ask(alt_text=False))
-    assert only_name.alt_text is None and only_name.name == "red-running-shoes"
+    assert only_name.alt_text is None
+    assert only_name.name == "red-running-shoes"
 
 
 def test_long_alt_text_is_capped_and_wrong_language_dropped(ai: AiServer) -> None:
     ai.reply = ('{"altText": "' + "A red running shoe on a white table, " * 6 +
                 '", "fileName": "red shoe"}')
     answer = describer(ai).describe(PNG, Ask())
-    assert answer.alt_text and len(answer.alt_text) <= 80
+    assert answer.alt_text
+    assert len(answer.alt_text) <= 80
     assert answer.alt_text.startswith("A red running shoe on a white table")
     ai.reply = '{"altText": "Red running shoes", "fileName": "red shoes"}'
     russian = describer(ai).describe(PNG, Ask(language="Русский"))
-    assert russian.alt_text is None and russian.name == "red-shoes"
+    assert russian.alt_text is None
+    assert russian.name == "red-shoes"
     with pytest.raises(DescribeFailed):  # alt text alone was asked, and it is unusable
         describer(ai).describe(PNG, Ask(language="Русский", rename=False))
 
@@ -157,5 +165,7 @@ def test_a_slow_provider_cannot_outlive_the_deadline(ai: AiServer) -> None:
 def test_one_failure_does_not_sink_the_others(ai: AiServer) -> None:
     images = [PNG, b"not an image", PNG]
     answers = describer(ai).describe_batch(images, Ask(), time.monotonic() + 60)
-    assert answers[0] and answers[2] and answers[1] is None
+    assert answers[0]
+    assert answers[2]
+    assert answers[1] is None
     assert len(ai.seen()) == 2  # the broken image never reached the provider

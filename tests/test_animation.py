@@ -20,7 +20,8 @@ def test_gif_to_webp_keeps_frames_and_timing(client: FlaskClient) -> None:
     gif = animated_gif(frames=5, durations=[100, 200, 300, 120, 80])
     r = post_image(client, gif, "anim.gif", outputFormat="webp")
     out = open_image(r.data)
-    assert out.format == "WEBP" and getattr(out, "n_frames", 1) == 5
+    assert out.format == "WEBP"
+    assert getattr(out, "n_frames", 1) == 5
     frames = _frames(out)
     assert [d for _, d in frames] == [100, 200, 300, 120, 80]
     expected = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255)]
@@ -30,7 +31,8 @@ def test_gif_to_webp_keeps_frames_and_timing(client: FlaskClient) -> None:
 def test_gif_auto_becomes_animated_webp(client: FlaskClient) -> None:
     r = post_image(client, animated_gif(frames=3), "anim.gif")
     out = open_image(r.data)
-    assert out.format == "WEBP" and getattr(out, "n_frames", 1) == 3
+    assert out.format == "WEBP"
+    assert getattr(out, "n_frames", 1) == 3
 
 
 def test_animated_webp_round_trips_with_edits(client: FlaskClient) -> None:
@@ -38,7 +40,8 @@ def test_animated_webp_round_trips_with_edits(client: FlaskClient) -> None:
                       outputFormat="webp").data
     r = post_image(client, webp, "a.webp", maxWidth=40, flop="true")
     out = open_image(r.data)
-    assert out.size == (40, 30) and getattr(out, "n_frames", 1) == 3
+    assert out.size == (40, 30)
+    assert getattr(out, "n_frames", 1) == 3
 
 
 @pytest.mark.parametrize("fmt", ["jpeg", "png", "avif"])

@@ -23,7 +23,8 @@ def _envelope(body: dict[str, object], code: str) -> None:
     error = body["error"]
     assert isinstance(error, dict)
     assert error["code"] == code
-    assert isinstance(error["message"], str) and error["message"]
+    assert isinstance(error["message"], str)
+    assert error["message"]
 
 
 def test_missing_file_is_invalid_input(client: FlaskClient) -> None:
@@ -159,7 +160,8 @@ def test_unexpected_errors_are_internal_error(app: Flask, monkeypatch: pytest.Mo
     assert r.status_code == 500
     _envelope(r.json, "INTERNAL_ERROR")
     text = r.get_data(as_text=True)
-    assert "secret internal detail" not in text and "Traceback" not in text
+    assert "secret internal detail" not in text
+    assert "Traceback" not in text
     assert "secret internal detail" in caplog.text
 
 

@@ -23,7 +23,8 @@ def test_result_headers(client: FlaskClient) -> None:
     assert (h["X-Output-Width"], h["X-Output-Height"]) == ("450", "300")
     assert open_image(r.data).size == (450, 300)
     ratio = h["X-Compression-Ratio"]
-    assert ratio == f"{len(data) / len(r.data):.2f}" and len(ratio.split(".")[1]) == 2
+    assert ratio == f"{len(data) / len(r.data):.2f}"
+    assert len(ratio.split(".")[1]) == 2
     assert int(h["X-Processing-Time-Ms"]) >= 0
     assert h["X-Target-Met"] == "true"
     assert h["X-Resized"] == "true"
@@ -46,7 +47,8 @@ def test_non_ascii_names_get_rfc6266_filename_star(client: FlaskClient) -> None:
     header = r.headers["Content-Disposition"]
     assert header.startswith('attachment; filename="')
     fallback = header.split('filename="')[1].split('"')[0]
-    assert fallback.isascii() and fallback.endswith("-compressed.webp")
+    assert fallback.isascii()
+    assert fallback.endswith("-compressed.webp")
     assert "filename*=UTF-8''" in header
     assert unquote(header.split("filename*=UTF-8''")[1]) == "café 東京-compressed.webp"
 
@@ -57,7 +59,9 @@ def test_hostile_names_are_made_safe(client: FlaskClient) -> None:
         r = post_image(client, data, name)
         assert r.status_code == 200
         header = r.headers["Content-Disposition"]
-        assert "\r" not in header and "\n" not in header and "/" not in header.split(";")[1]
+        assert "\r" not in header
+        assert "\n" not in header
+        assert "/" not in header.split(";")[1]
         assert "X-Evil" not in r.headers
         assert header.count('"') == 2 or "filename*" in header
         assert len(header) < 700

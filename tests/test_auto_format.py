@@ -78,21 +78,24 @@ def test_client_without_webp_gets_jpeg_for_photos_and_png_for_alpha() -> None:
     transparent = photo(400, 300, seed=5, mode="RGBA")
     result = compress(encode(transparent, "PNG"), CompressOptions(accept=only_png))
     image = open_image(result.data)
-    assert image.format == "PNG" and image.mode == "RGBA"
+    assert image.format == "PNG"
+    assert image.mode == "RGBA"
 
 
 def test_alpha_is_kept() -> None:
     source = photo(400, 300, seed=6, mode="RGBA")
     result = compress(encode(source, "PNG"), CompressOptions())
     image = open_image(result.data)
-    assert image.format == "WEBP" and image.mode == "RGBA"
+    assert image.format == "WEBP"
+    assert image.mode == "RGBA"
     assert abs(image.getpixel((0, 150))[3] - source.getpixel((0, 150))[3]) <= 8
 
 
 def test_animation_is_kept_as_webp() -> None:
     result = compress(animated_gif(frames=4), CompressOptions())
     image = open_image(result.data)
-    assert image.format == "WEBP" and getattr(image, "n_frames", 1) == 4
+    assert image.format == "WEBP"
+    assert getattr(image, "n_frames", 1) == 4
 
 
 def test_avif_is_not_encoded_even_when_accepted() -> None:
@@ -101,17 +104,21 @@ def test_avif_is_not_encoded_even_when_accepted() -> None:
 
 
 def test_too_wide_for_webp_is_not_webp() -> None:
-    assert not fits("webp", (16_384, 10)) and fits("webp", (16_383, 10))
+    assert not fits("webp", (16_384, 10))
+    assert fits("webp", (16_383, 10))
     source = photo(16_500, 12, seed=8)
     result = compress(encode(source, "PNG"), CompressOptions())
     image = open_image(result.data)
-    assert image.format in ("JPEG", "PNG") and image.size == source.size
+    assert image.format in ("JPEG", "PNG")
+    assert image.size == source.size
 
 
 def test_input_is_returned_when_nothing_is_smaller() -> None:
     data = encode(photo(640, 480, seed=9), "JPEG", quality=25)
     result = compress(data, CompressOptions())
-    assert result.unchanged and result.data == data and result.format.name == "jpeg"
+    assert result.unchanged
+    assert result.data == data
+    assert result.format.name == "jpeg"
 
 
 def test_input_the_client_cannot_show_is_not_returned() -> None:
@@ -123,7 +130,8 @@ def test_input_the_client_cannot_show_is_not_returned() -> None:
 def test_resize_still_converts() -> None:
     data = encode(photo(800, 600, seed=11), "JPEG", quality=25)
     result = compress(data, CompressOptions(max_width=400))
-    assert result.format.name == "webp" and open_image(result.data).size == (400, 300)
+    assert result.format.name == "webp"
+    assert open_image(result.data).size == (400, 300)
 
 
 @pytest.mark.parametrize(("accept", "expected"), [
@@ -146,6 +154,7 @@ def test_quality_auto_never_picks_an_output_short_of_the_floor() -> None:
     # stays far under the floor at any quality (4:2:0 chroma); lossless must win.
     data = (RESOURCES / "bandbool.png").read_bytes()
     result = compress(data, CompressOptions(quality_level="good"))
-    assert result.score is not None and result.score >= LEVELS["good"]
+    assert result.score is not None
+    assert result.score >= LEVELS["good"]
     decoded = open_image(result.data).convert("RGB")
     assert perceptual.ssimulacra2(open_image(data).convert("RGB"), decoded) >= LEVELS["good"]

@@ -30,7 +30,8 @@ def post_batch(client: FlaskClient, parts: list[tuple[io.BytesIO, str]],
 
 def fetch(client: FlaskClient, url: str) -> TestResponse:
     parts = urlsplit(url)
-    assert parts.scheme in ("http", "https") and parts.netloc, url
+    assert parts.scheme in ("http", "https"), url
+    assert parts.netloc, url
     return client.get(f"{parts.path}?{parts.query}")
 
 
@@ -52,7 +53,8 @@ def test_batch_returns_signed_downloads_in_the_default_webp(client: FlaskClient)
         assert f'filename="{item["newName"]}"' in download.headers["Content-Disposition"]
         assert len(download.data) == item["optimizedSize"]
         image = open_image(download.data)
-        assert image.format == "WEBP" and image.size == (320, 240)
+        assert image.format == "WEBP"
+        assert image.size == (320, 240)
         assert_image_similar(image, open_image(JPEG))
 
 
@@ -76,7 +78,8 @@ def test_format_and_max_size_never_enlarging(client: FlaskClient, fmt: str, pill
 
 def test_compress_endpoint_answers_flux_requests_as_json(client: FlaskClient) -> None:
     several = post_batch(client, files((JPEG, "a.jpg"), (JPEG, "b.jpg")), path="/api/compress")
-    assert several.status_code == 200 and len(several.get_json()["data"]) == 2
+    assert several.status_code == 200
+    assert len(several.get_json()["data"]) == 2
     with_format = post_batch(client, files((JPEG, "a.jpg")), path="/api/compress",
                              format="png")
     assert with_format.get_json()["data"][0]["newName"] == "a.png"
@@ -116,9 +119,11 @@ def test_bad_fields_use_the_flux_envelope(client: FlaskClient) -> None:
     response = post_batch(client, files((JPEG, "a.jpg")), quality="20")
     assert response.status_code == 400
     body = response.get_json()
-    assert isinstance(body["error"], str) and body["message"]
+    assert isinstance(body["error"], str)
+    assert body["message"]
     missing = client.post("/api/batch", data={"format": "webp"})
-    assert missing.status_code == 400 and isinstance(missing.get_json()["error"], str)
+    assert missing.status_code == 400
+    assert isinstance(missing.get_json()["error"], str)
 
 
 def _watermark() -> bytes:
@@ -148,7 +153,8 @@ def test_tampered_link_is_403_and_expired_is_410(client: FlaskClient, app: Flask
     item = post_batch(client, files((JPEG, "a.jpg"))).get_json()["data"][0]
     url = item["downloadUrl"]
     tampered = fetch(client, url[:-4] + ("0000" if not url.endswith("0000") else "1111"))
-    assert tampered.status_code == 403 and tampered.get_json()["error"] == "FORBIDDEN"
+    assert tampered.status_code == 403
+    assert tampered.get_json()["error"] == "FORBIDDEN"
     other_object = fetch(client, url.replace("/downloads/", "/downloads/0"))
     assert other_object.status_code == 403
     path = urlsplit(url).path
@@ -158,7 +164,8 @@ def test_tampered_link_is_403_and_expired_is_410(client: FlaskClient, app: Flask
         signed_path = path.removeprefix("/api/")
         query = current_signer().query(signed_path, 1_000)
     expired = client.get(f"{path}?{query}")
-    assert expired.status_code == 410 and expired.get_json()["error"] == "GONE"
+    assert expired.status_code == 410
+    assert expired.get_json()["error"] == "GONE"
 
 
 def test_session_zip_holds_every_output_of_the_session(client: FlaskClient) -> None:

@@ -187,7 +187,8 @@ def test_a_worker_killed_mid_upload_leaves_no_spool_folder(tmp_path: Path) -> No
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and spooled_files() < 4:
             time.sleep(0.05)
-        assert len(list(root.iterdir())) == 1 and spooled_files() == 4
+        assert len(list(root.iterdir())) == 1
+        assert spooled_files() == 4
         os.kill(server.worker_pids()[0], signal.SIGKILL)
         upload.join(timeout=30)
         deadline = time.monotonic() + 30

@@ -57,7 +57,8 @@ def test_a_damaged_secret_key_is_rebuilt_at_start(tmp_path: Path, content: bytes
         batch_and_downloads(server.url)
         log = server.log()
     key = (data_dir / "secret_key").read_bytes()
-    assert len(key) == 64 and int(key, 16) >= 0
+    assert len(key) == 64
+    assert int(key, 16) >= 0
     assert mode(data_dir / "secret_key") == 0o600
     assert "secret_key was damaged" in log
 
@@ -174,7 +175,8 @@ def test_a_damaged_accounts_database_stops_start_up_with_what_to_do(tmp_path: Pa
     db.write_bytes(bytes(raw))
     status, output = start_failure(data_dir)
     assert status == 1
-    assert str(db) in output and "damaged" in output
+    assert str(db) in output
+    assert "damaged" in output
     assert "restore the file from a backup" in output
 
 
@@ -225,7 +227,8 @@ def test_a_full_disk_with_an_empty_secret_refuses_to_start_and_answers_503(
     status, output = start_failure(full_data_dir)
     assert status == 1
     assert f"{full_data_dir / 'secret_key'} cannot be written" in output
-    assert "free space" in output and "SECRET_KEY" in output
+    assert "free space" in output
+    assert "SECRET_KEY" in output
     # A worker that meets it at run time answers 503, not 500.
     settings = Settings.from_env({}, data_dir=str(full_data_dir), rate_limit_per_minute=0)
     client = create_app(settings).test_client()

@@ -62,4 +62,5 @@ def test_fluximage_example_with_a_cli_key(tmp_path: Path) -> None:
         assert all("product photography" in r.prompt for r in ai.seen())
         gone = requests.get(body["data"][0]["downloadUrl"].replace("expires=", "expires=1"),
                             timeout=60)
-        assert gone.status_code == 403 and gone.json()["error"] == "FORBIDDEN"
+        assert gone.status_code == 403
+        assert gone.json()["error"] == "FORBIDDEN"

@@ -98,7 +98,8 @@ def test_reducing_gap_resize_matches_plain_lanczos() -> None:
 def test_alpha_is_resampled_premultiplied() -> None:
     image = photo(1000, 800, seed=8, mode="RGBA")
     out = resize_frame(image, (250, 200))
-    assert out.mode == "RGBA" and out.size == (250, 200)
+    assert out.mode == "RGBA"
+    assert out.size == (250, 200)
     assert ssim(out.convert("RGB"), image.convert("RGB").resize((250, 200))) > 0.98
 
 

@@ -35,14 +35,18 @@ _PARAM = re.compile(r'^attachment; filename="([^"\\\r\n]*)"'
 
 def _check_header(header: str, path_free: bool = True) -> str:
     """The name a browser would save under, after checking the header is well formed."""
-    assert "\r" not in header and "\n" not in header and "\x00" not in header
+    assert "\r" not in header
+    assert "\n" not in header
+    assert "\x00" not in header
     header.encode("latin-1")  # a header value must be encodable as Latin-1 (it is ASCII here)
     assert header.isascii()
     match = _PARAM.match(header)
     assert match, header
     name = unquote(match.group(2)) if match.group(2) else match.group(1)
     if path_free:
-        assert "/" not in name and "\\" not in name and not name.startswith(".")
+        assert "/" not in name
+        assert "\\" not in name
+        assert not name.startswith(".")
         assert len(match.group(1)) <= 200
     return name
 

@@ -265,9 +265,11 @@ def test_ctrl_c_stops_nginx_and_gunicorn(tmp_path: Path) -> None:
     local = LocalFront(tmp_path / "var", workers=1).start()
     try:
         assert local.get("/api/health").status_code == 200
-        assert local.pids_named("nginx: master") and local.pids_named("gunicorn")
+        assert local.pids_named("nginx: master")
+        assert local.pids_named("gunicorn")
         run_dir = tmp_path / "var" / "nginx"
-        assert (run_dir / "nginx.pid").exists() and (run_dir / "gunicorn.sock").exists()
+        assert (run_dir / "nginx.pid").exists()
+        assert (run_dir / "gunicorn.sock").exists()
         local.interrupt(timeout=60)
         assert local.session_pids() == []
         assert not (run_dir / "nginx.pid").exists()

@@ -100,7 +100,7 @@ def test_truncated_gif_is_counted_up_to_the_break() -> None:
     assert gif_frames(data[: len(data) // 2], 1000, 10**9) >= 1
 
 
-@pytest.mark.parametrize("fmt,expected", [("heic", (3000, 2000)), ("avif", (3000, 2000)),
+@pytest.mark.parametrize(("fmt", "expected"), [("heic", (3000, 2000)), ("avif", (3000, 2000)),
                                           ("webp", (3000, 2000)), ("png", None)])
 def test_declared_size_reads_the_header(fmt: str, expected: tuple[int, int] | None) -> None:
     data = hostile.HEADER_BUILDERS[fmt](3000, 2000)
@@ -112,7 +112,9 @@ def test_real_heic_and_avif_declare_their_size() -> None:
     image = photo(64, 48)
     for fmt, name in (("HEIF", "heic"), ("AVIF", "avif")):
         size = declared_size(name, encode(image, fmt))
-        assert size is not None and 64 <= size[0] <= 128 and 48 <= size[1] <= 128
+        assert size is not None
+        assert 64 <= size[0] <= 128
+        assert 48 <= size[1] <= 128
 
 
 _MEASURE = """

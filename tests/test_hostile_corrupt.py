@@ -126,7 +126,8 @@ def test_animation_still_works(client: FlaskClient) -> None:
                                                             "a.gif")})
     assert response.status_code == 200
     with Image.open(io.BytesIO(response.data)) as out:
-        assert out.format == "WEBP" and getattr(out, "n_frames", 1) == 3
+        assert out.format == "WEBP"
+        assert getattr(out, "n_frames", 1) == 3
 
 
 FUZZ_FINDINGS = sorted((Path(__file__).parent / "resources" / "fuzz").glob("*.bin"))

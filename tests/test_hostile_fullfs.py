@@ -58,7 +58,8 @@ def test_full_disk_fails_only_what_did_not_fit(small_disk: Path) -> None:
         assert r.status_code in (200, 503)
         for item in stored:
             image = open_image(requests.get(item["downloadUrl"], timeout=30).content)
-            assert image.format == "JPEG" and image.size == (700, 500)
+            assert image.format == "JPEG"
+            assert image.size == (700, 500)
         usage = requests.get(server.url + "/api/usage", headers=headers, timeout=30).json()
         assert usage["compressor_used"] == len(stored)
         leftovers = [p.name for p in small_disk.rglob("*") if p.name.startswith(".tmp-")]

@@ -47,14 +47,16 @@ def test_svg_is_rendered_at_its_size(client: FlaskClient) -> None:
     assert out.size == (160, 120)
     left = out.convert("RGB").getpixel((40, 60))
     right = out.convert("RGB").getpixel((120, 60))
-    assert left == (208, 16, 16) and right == (16, 16, 208)
+    assert left == (208, 16, 16)
+    assert right == (16, 16, 208)
 
 
 def test_svg_auto_keeps_transparency_as_webp(client: FlaskClient) -> None:
     svg = (b'<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40">'
            b'<circle cx="20" cy="20" r="10" fill="green"/></svg>')
     out = open_image(post_image(client, svg, "dot.svg").data)
-    assert out.format == "WEBP" and out.mode == "RGBA"
+    assert out.format == "WEBP"
+    assert out.mode == "RGBA"
     assert out.getpixel((1, 1))[3] == 0
 
 
@@ -63,7 +65,8 @@ def test_heic_convert_to_jpeg(client: FlaskClient) -> None:
     r = post_image(client, encode(source, "HEIF", quality=90), "photo.heic",
                    path="/api/convert", outputFormat="jpeg", quality=85)
     out = open_image(r.data)
-    assert out.format == "JPEG" and out.size == (320, 240)
+    assert out.format == "JPEG"
+    assert out.size == (320, 240)
     assert r.headers["Content-Disposition"] == 'attachment; filename="photo-compressed.jpg"'
     assert_image_similar(out, source, 8)
 

@@ -30,7 +30,8 @@ def test_matches_pillow(mode: str, size: tuple[int, int], target: tuple[int, int
     image = photo(*size, mode="RGBA").convert(mode)
     ours = lanczos.lanczos_resize(image, target)
     reference = image.resize(target, Image.Resampling.LANCZOS, reducing_gap=lanczos.REDUCING_GAP)
-    assert ours.mode == mode and ours.size == target
+    assert ours.mode == mode
+    assert ours.size == target
     # Compared premultiplied: where alpha is near 0, colour values carry no picture and
     # un-premultiplying magnifies rounding.
     premultiplied = {"RGBA": "RGBa", "LA": "La"}.get(mode, mode)
@@ -68,7 +69,7 @@ def test_other_modes_use_pillow() -> None:
 
 def test_bad_buffers_are_refused() -> None:
     assert lanczos._resample is not None
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="does not hold rows"):
         lanczos._resample.resample_rows(b"\x00" * 10, 4, 10, 2)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="does not hold rows"):
         lanczos._resample.resample_rows(b"\x00" * 10, 0, 10, 2)

@@ -57,7 +57,8 @@ def test_jpeg_named_png_is_processed_as_jpeg(client: FlaskClient) -> None:
     assert response.headers["X-Output-Format"] == "webp"
     assert "photo-compressed.webp" in response.headers["Content-Disposition"]
     out = open_image(response.data)
-    assert out.format == "WEBP" and out.size == (120, 80)
+    assert out.format == "WEBP"
+    assert out.size == (120, 80)
 
 
 def test_png_named_exe_is_processed_as_png(client: FlaskClient) -> None:
@@ -66,7 +67,8 @@ def test_png_named_exe_is_processed_as_png(client: FlaskClient) -> None:
                                                            "application/x-msdownload")})
     assert response.status_code == 200
     out = open_image(response.data)
-    assert out.format == "WEBP" and out.mode == "RGBA"  # a photo with alpha, under auto
+    assert out.format == "WEBP"
+    assert out.mode == "RGBA"
 
 
 def test_text_named_png_is_invalid_image(client: FlaskClient) -> None:

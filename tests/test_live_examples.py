@@ -78,7 +78,8 @@ def test_basic(live_server: GunicornServer, workdir: Path) -> None:
     headers = _headers(done.stdout)
     assert headers["content-type"] == "image/webp"
     out = open_image((workdir / "out.webp").read_bytes())
-    assert out.format == "WEBP" and out.size == (3000, 2000)
+    assert out.format == "WEBP"
+    assert out.size == (3000, 2000)
     assert headers["x-output-quality"] == "80"
 
 
@@ -99,7 +100,8 @@ def test_resize_grayscale_avif(live_server: GunicornServer, workdir: Path) -> No
     done = _curl(EXAMPLES["avif"], live_server, workdir)
     assert done.returncode == 0, done.stderr
     out = open_image((workdir / "out.avif").read_bytes())
-    assert out.format == "AVIF" and out.size == (1600, 1067)
+    assert out.format == "AVIF"
+    assert out.size == (1600, 1067)
     red, green, blue = out.convert("RGB").getpixel((800, 100))
     assert max(red, green, blue) - min(red, green, blue) <= 6
     assert _headers(done.stdout)["x-resized"] == "true"
@@ -109,7 +111,8 @@ def test_convert_heic(live_server: GunicornServer, workdir: Path) -> None:
     done = _curl(EXAMPLES["convert"], live_server, workdir)
     assert done.returncode == 0, done.stderr
     out = open_image((workdir / "out.jpg").read_bytes())
-    assert out.format == "JPEG" and out.size == (1200, 900)
+    assert out.format == "JPEG"
+    assert out.size == (1200, 900)
     assert _headers(done.stdout)["x-output-quality"] == "85"
 
 

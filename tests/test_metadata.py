@@ -51,20 +51,23 @@ def test_lossless_strippers_keep_pixels() -> None:
     source = photo(120, 90)
     jpeg = encode(source, "JPEG", exif=_exif(), xmp=XMP)
     stripped = strip_jpeg(jpeg)
-    assert stripped is not None and len(stripped) < len(jpeg)
+    assert stripped is not None
+    assert len(stripped) < len(jpeg)
     assert open_image(stripped).tobytes() == open_image(jpeg).tobytes()
     assert not open_image(stripped).getexif()
 
     png = encode(source, "PNG", exif=_exif())
     stripped = strip_png(png)
-    assert stripped is not None and not open_image(stripped).getexif()
+    assert stripped is not None
+    assert not open_image(stripped).getexif()
     assert open_image(stripped).tobytes() == source.tobytes()
 
     webp = encode(source, "WEBP", exif=_exif(), xmp=XMP, lossless=True)
     stripped = strip_webp(webp)
     assert stripped is not None
     out = open_image(stripped)
-    assert not out.getexif() and not out.info.get("xmp")
+    assert not out.getexif()
+    assert not out.info.get("xmp")
     assert out.convert("RGB").tobytes() == source.tobytes()
 
 

@@ -405,7 +405,8 @@ def other_worker_fetching(cache_dir: Path, seconds: float,
     process = subprocess.Popen(
         [sys.executable, "-c", _OTHER_WORKER, str(cache_dir / LOCK), str(seconds), target],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    assert process.stdin is not None and process.stdout is not None
+    assert process.stdin is not None
+    assert process.stdout is not None
     process.stdin.write(model or b"")
     process.stdin.close()
     try:
@@ -472,7 +473,8 @@ def test_model_settings_override_and_turn_off() -> None:
     with pytest.raises(SettingsError) as bad:
         Settings.from_env({"MODEL_FULL_URL": "ftp://mirror.example/m.onnx",
                            "MODEL_QUANTIZED_SHA256": "1234"})
-    assert "MODEL_FULL_URL" in str(bad.value) and "MODEL_QUANTIZED_SHA256" in str(bad.value)
+    assert "MODEL_FULL_URL" in str(bad.value)
+    assert "MODEL_QUANTIZED_SHA256" in str(bad.value)
 
 
 def test_a_real_model_is_fetched_verified_cached_and_runs(
@@ -507,7 +509,8 @@ def test_pinned_size_mismatch_is_502_and_caches_nothing(
                            model_full_sha256=MODNET_FULL.sha256).get("/api/model")
     assert_fetch_failed(response)
     message = response.get_json()["error"]["message"]
-    assert "25888640" in message and str(len(u2netp)) in message, message
+    assert "25888640" in message, message
+    assert str(len(u2netp)) in message, message
     assert_nothing_cached(cache_dir)
 
 
@@ -522,7 +525,8 @@ def test_pinned_hash_mismatch_is_502_and_caches_nothing(
     assert_fetch_failed(response)
     message = response.get_json()["error"]["message"]
     assert hashlib.sha256(impostor).hexdigest() in message
-    assert MODNET_QUANTIZED.sha256 in message and "MODEL_QUANTIZED_SHA256" in message
+    assert MODNET_QUANTIZED.sha256 in message
+    assert "MODEL_QUANTIZED_SHA256" in message
     assert set(files_in(cache_dir)) <= {".modnet-quantized.lock"}
     # Asked again, it is fetched again (and refused again): a failure is not cached.
     assert_fetch_failed(client.get("/api/model?variant=quantized"))

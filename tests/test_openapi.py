@@ -80,7 +80,7 @@ def test_feather_fields_match_the_contract(document: dict[str, Any]) -> None:
     for name, (kind, low, high) in FEATHER_CONTRACT.items():
         assert props[name]["type"] == kind, name
         if low is not None:
-            assert props[name]["minimum"] == low and props[name]["maximum"] == high, name
+            assert (props[name]["minimum"], props[name]["maximum"]) == (low, high), name
     # quality: the document's integer 1-100, or the auto levels.
     number, words = props["quality"]["anyOf"]
     assert (number["type"], number["minimum"], number["maximum"]) == ("integer", 1, 100)
@@ -163,5 +163,6 @@ def test_schemathesis_finds_no_server_error_or_schema_violation(
     )
     tail = "\n".join(done.stdout.splitlines()[-40:])
     assert done.returncode == 0, tail + done.stderr[-2000:]
-    assert schema_server.process is not None and schema_server.process.poll() is None
+    assert schema_server.process is not None
+    assert schema_server.process.poll() is None
     assert len(schema_server.worker_pids()) == 2

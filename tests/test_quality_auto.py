@@ -32,13 +32,15 @@ def test_output_reaches_the_floor_and_reports_its_score(source: bytes, fmt: str)
     score = measured(source, result.data)
     assert score >= LEVELS["good"]
     assert result.score == pytest.approx(score, abs=1e-6)
-    assert result.quality is not None and 1 <= result.quality <= 100
+    assert result.quality is not None
+    assert 1 <= result.quality <= 100
 
 
 @needs_metric
 def test_one_step_lower_would_fall_below_or_the_search_stopped_close(source: bytes) -> None:
     result = compress(source, CompressOptions(output_format="webp", quality_level="good"))
-    assert result.quality is not None and result.score is not None
+    assert result.quality is not None
+    assert result.score is not None
     lower = compress(source, CompressOptions(output_format="webp",
                                              quality=result.quality - 1))
     # Either the next quality down misses the floor, or the chosen one was already close.
@@ -53,7 +55,8 @@ def test_levels_order_bytes_and_scores(source: bytes) -> None:
     for level, result in results.items():
         assert measured(source, result.data) >= LEVELS[level]
     sizes = [results[level].output_bytes for level in ("eco", "good", "high")]
-    assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
+    assert sizes == sorted(sizes)
+    assert sizes[0] < sizes[-1]
 
 
 @needs_metric
@@ -68,8 +71,10 @@ def test_byte_cap_wins(source: bytes) -> None:
     cap = 6_000
     result = compress(source, CompressOptions(output_format="webp", quality_level="high",
                                               target_bytes=cap))
-    assert result.output_bytes <= cap and result.target_met
-    assert result.score is not None and result.score < LEVELS["high"]
+    assert result.output_bytes <= cap
+    assert result.target_met
+    assert result.score is not None
+    assert result.score < LEVELS["high"]
     image = open_image(result.data)
     assert result.score == pytest.approx(
         perceptual.ssimulacra2(open_image(source).convert("RGB").resize(image.size),
@@ -128,10 +133,12 @@ def test_search_finds_the_lowest_passing_quality_on_a_model_curve() -> None:
         return Try(quality, b"", 0.6 * quality + 23.5)
 
     found = search(attempt, 70.0, 60, 0.4)
-    assert found.best.quality in (78, 79, 80, 81) and found.met
+    assert found.best.quality in (78, 79, 80, 81)
+    assert found.met
     assert len(tried) <= 4
 
 
 def test_search_returns_the_best_when_nothing_passes() -> None:
     found = search(lambda q: Try(q, b"", q / 2), 70.0, 77, 0.5)
-    assert not found.met and found.best.quality == 100
+    assert not found.met
+    assert found.best.quality == 100

@@ -24,11 +24,16 @@ def test_ready_reports_each_part(tmp_path: Path) -> None:
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "no-store"
     body = response.get_json()
-    assert body["ready"] is True and "error" not in body
+    assert body["ready"] is True
+    assert "error" not in body
     assert set(body["checks"]) == {"database", "store"}  # no Redis configured
     database, store = body["checks"]["database"], body["checks"]["store"]
-    assert database["state"] == "up" and database["kind"] == "sqlite" and database["required"]
-    assert store["state"] == "up" and store["kind"] == "local" and store["required"]
+    assert database["state"] == "up"
+    assert database["kind"] == "sqlite"
+    assert database["required"]
+    assert store["state"] == "up"
+    assert store["kind"] == "local"
+    assert store["required"]
     assert all(isinstance(c["latencyMs"], float | int) for c in body["checks"].values())
 
 
@@ -37,7 +42,8 @@ def test_redis_is_checked_but_not_required(tmp_path: Path) -> None:
         settings = Settings.from_env({}, data_dir=str(tmp_path / "var"), redis_url=url)
         response = create_app(settings).test_client().get("/api/ready")
         redis = response.get_json()["checks"]["redis"]
-        assert redis["state"] == state and redis["required"] is False
+        assert redis["state"] == state
+        assert redis["required"] is False
         # The limiter fails open without Redis: the host still serves.
         assert response.status_code == 200
 
@@ -71,7 +77,8 @@ def test_the_units_readiness_wait(tmp_path: Path) -> None:
     with GunicornServer(env, workers=1) as server:
         done = run_wait("--url", server.url + "/api/ready", "--wait", "10")
         assert done.returncode == 0, done.stderr
-        assert done.stdout.startswith("feather ready: ") and '"ready":true' in done.stdout
+        assert done.stdout.startswith("feather ready: ")
+        assert '"ready":true' in done.stdout
     started = time.monotonic()
     done = run_wait("--url", f"http://127.0.0.1:{free_port()}/api/ready", "--wait", "1")
     assert done.returncode == 1
@@ -87,4 +94,5 @@ def test_health_stays_the_liveness_probe(tmp_path: Path) -> None:
     client = create_app(Settings.from_env({}, data_dir=str(data_dir))).test_client()
     assert client.get("/api/ready").status_code == 503
     health = client.get("/api/health")
-    assert health.status_code == 200 and health.get_json()["ok"] is True
+    assert health.status_code == 200
+    assert health.get_json()["ok"] is True

@@ -77,7 +77,8 @@ def test_app_log_lines_carry_the_request_id(server: GunicornServer) -> None:
     request_id = limited.headers["X-Request-Id"]
     app_lines = [line for line in server.log().splitlines()
                  if f"[{request_id}]" in line and "flask-limiter" in line]
-    assert app_lines and "exceeded" in app_lines[0]
+    assert app_lines
+    assert "exceeded" in app_lines[0]
     assert " 429 " in access_line(server, request_id)
 
 

@@ -47,9 +47,11 @@ def test_gunicorn_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert conf["worker_class"] == "sync"
     assert conf["timeout"] > Settings().request_timeout  # type: ignore[operator]
     assert conf["graceful_timeout"] == 30
-    assert conf["max_requests"] == 1000 and conf["max_requests_jitter"] == 100
+    assert conf["max_requests"] == 1000
+    assert conf["max_requests_jitter"] == 100
     log_format = str(conf["access_log_format"])
-    assert "%({x-request-id}o)s" in log_format and "%(M)s" in log_format
+    assert "%({x-request-id}o)s" in log_format
+    assert "%(M)s" in log_format
 
 
 def test_gunicorn_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -95,7 +97,8 @@ def test_unit_file_is_hardened() -> None:
     assert one("PrivateTmp") == "yes"
     assert one("ProtectHome") == "yes"
     assert one("Restart") == "on-failure"
-    assert "HUP" in one("ExecReload") and "$MAINPID" in one("ExecReload")
+    assert "HUP" in one("ExecReload")
+    assert "$MAINPID" in one("ExecReload")
     assert re.search(r"gunicorn -c \S*gunicorn\.conf\.py wsgi:app$", one("ExecStart"))
     assert one("CapabilityBoundingSet") == ""
     assert int(one("TimeoutStopSec")) > 30  # longer than the default GRACEFUL_TIMEOUT
@@ -241,7 +244,8 @@ def test_kill_9_fails_only_the_request_in_that_worker(server: GunicornServer) ->
 
     # The master replaces the dead worker, and the service answers as before.
     wait_for(lambda: victim not in server.worker_pids() and len(server.worker_pids()) == 2)
-    assert server.process is not None and server.process.poll() is None
+    assert server.process is not None
+    assert server.process.poll() is None
     for _ in range(4):
         assert compress(server).status_code == 200
 
@@ -275,5 +279,6 @@ def test_hup_reload_drops_no_request_in_flight(server: GunicornServer) -> None:
     finally:
         stop.set()
         client.join(timeout=120)
-    assert statuses and set(statuses) == {200}, statuses
+    assert statuses, statuses
+    assert set(statuses) == {200}, statuses
     assert "Handling signal: hup" in server.log()

@@ -49,7 +49,8 @@ def test_a_bad_setting_stops_start_up() -> None:
         check=False,
     )
     assert done.returncode != 0
-    assert "MAX_PIXELS" in done.stderr and "REQUEST_TIMEOUT_MS" in done.stderr
+    assert "MAX_PIXELS" in done.stderr
+    assert "REQUEST_TIMEOUT_MS" in done.stderr
 
 
 def test_every_setting_is_documented() -> None:

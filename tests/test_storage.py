@@ -49,7 +49,8 @@ def test_failed_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyP
     with pytest.raises(StoreError):
         store.put("scope", b"second", "b.webp", "image/webp", int(time.time()) + 60)
     left = sorted(p.name for p in (tmp_path / "outputs" / "scope").iterdir())
-    assert len(left) == 2 and not any(name.startswith(".tmp-") for name in left)
+    assert len(left) == 2
+    assert not any(name.startswith(".tmp-") for name in left)
     assert [o.name for o in store.list("scope")] == ["a.webp"]
 
 
@@ -75,7 +76,8 @@ def test_sweep_command(settings: Settings) -> None:
     store.put("s1", b"y", "y.png", "image/png", int(time.time()) + 60)
     runner = create_app(settings).test_cli_runner()
     result = runner.invoke(args=["sweep"])
-    assert result.exit_code == 0 and "1 expired output(s) deleted" in result.output
+    assert result.exit_code == 0
+    assert "1 expired output(s) deleted" in result.output
     assert sweep_outputs(settings) == 0
 
 
@@ -93,5 +95,6 @@ def test_generated_secret_is_shared_by_processes(tmp_path: Path) -> None:
     secrets = {queue.get(timeout=60) for _ in processes}
     for process in processes:
         process.join(timeout=60)
-    assert len(secrets) == 1 and len(secrets.pop()) == 64
+    assert len(secrets) == 1
+    assert len(secrets.pop()) == 64
     assert load_secret(Settings.from_env({}, data_dir=str(tmp_path), secret_key="abc")) == b"abc"

@@ -30,4 +30,5 @@ def test_usage_fields(tmp_path: Path) -> None:
     body = client.get("/api/usage", headers={"Authorization": f"Bearer {free}"}).get_json()
     assert (body["plan"], body["compressor_limit"], body["canUseIA"]) == ("free", 20, False)
     missing = client.get("/api/usage")
-    assert missing.status_code == 401 and missing.get_json()["error"] == "Unauthorized"
+    assert missing.status_code == 401
+    assert missing.get_json()["error"] == "Unauthorized"

@@ -32,7 +32,8 @@ def test_positions(position: str) -> None:
     assert close(pixel(image, x + 50, y + 50), (255, 0, 0))
     margin = round(0.03 * 300)
     if position[1] == "L":
-        assert x == margin and close(pixel(image, margin - 2, y + 50), (255, 255, 255))
+        assert x == margin
+        assert close(pixel(image, margin - 2, y + 50), (255, 255, 255))
     if position[1] == "R":
         assert x + 100 == 500 - margin
     if position[0] == "B":

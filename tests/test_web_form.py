@@ -110,15 +110,19 @@ def test_the_page_and_its_runtime_come_from_this_origin(client: FlaskClient) -> 
     assert page.status_code == 200
     assert page.mimetype == "text/html"
     policy = page.headers["Content-Security-Policy"]
-    assert "default-src 'self'" in policy and "connect-src 'self'" in policy
+    assert "default-src 'self'" in policy
+    assert "connect-src 'self'" in policy
     html = page.get_data(as_text=True)
-    assert "http://" not in html and "https://" not in html  # nothing from elsewhere
+    assert "http://" not in html
+    assert "https://" not in html
     for label_for in re.findall(r'<label for="([^"]+)"', html):
         assert f'id="{label_for}"' in html
     runtime = client.get("/vendor/ort/ort.wasm.min.mjs")
-    assert runtime.status_code == 200 and runtime.mimetype == "text/javascript"
+    assert runtime.status_code == 200
+    assert runtime.mimetype == "text/javascript"
     wasm = client.get("/vendor/ort/ort-wasm-simd-threaded.wasm")
-    assert wasm.status_code == 200 and wasm.mimetype == "application/wasm"
+    assert wasm.status_code == 200
+    assert wasm.mimetype == "application/wasm"
     assert wasm.data[:4] == b"\0asm"
     assert client.get("/vendor/ort/..%2fpackage.json").status_code == 404
     assert client.get("/vendor/ort/README.md").status_code == 404
@@ -263,7 +267,9 @@ def test_keyboard_labels_and_a_phone_screen(browser: Browser, live_server: Gunic
                                  "document.documentElement.clientWidth")
         assert overflow <= 0
         box = diagram.bounding_box()
-        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 360
+        assert box is not None
+        assert box["x"] >= 0
+        assert box["x"] + box["width"] <= 360
         assert phone.outside_origin() == []
         assert phone.errors == []
     finally:

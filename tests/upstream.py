@@ -45,10 +45,10 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass  # keep pytest output clean; requests are recorded instead
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         upstream = self.server.upstream
         path = self.path.split("?", 1)[0]
         upstream._record(Seen("GET", path, {k.lower(): v for k, v in self.headers.items()}))
