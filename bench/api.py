@@ -8,7 +8,6 @@ not the figures compared.
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import statistics
@@ -25,10 +24,10 @@ from pathlib import Path
 import requests
 
 from bench.images import HERE, Photo
+from tests.processes import CLOCK_TICKS, children, cpu_ticks, descendants, status_kb
 from tests.server import GunicornServer, free_port
 
 PEER_DIR = HERE / "sharp-peer"
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 WORKERS = 2
 CLIENTS = 2
 
@@ -46,41 +45,13 @@ def install_peer() -> None:
 
 def cpu_seconds(pids: Sequence[int]) -> float:
     """User + system CPU of ``pids``, every thread of each, every process below them
-    included, from /proc/<pid>/stat."""
-    total = 0
-    for pid in pids:
-        for member in (pid, *descendants(pid)):
-            try:
-                stat = Path(f"/proc/{member}/stat").read_text()
-            except OSError:
-                continue  # ended meanwhile: its parent counts it once reaped
-            fields = stat[stat.rindex(")") + 2:].split()
-            # utime, stime, and cutime, cstime: the children it has waited for.
-            total += sum(int(fields[i]) for i in (11, 12, 13, 14))
-    return total / CLOCK_TICKS
+    included (those that ended through their parents' counts of reaped children)."""
+    return sum(cpu_ticks(member, reaped_children=True)
+               for pid in pids for member in (pid, *descendants(pid))) / CLOCK_TICKS
 
 
 def peak_rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def children(pid: int) -> list[int]:
-    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True,
-                         check=False).stdout
-    return [int(p) for p in out.split()]
-
-
-def descendants(pid: int) -> list[int]:
-    found = []
-    for child in children(pid):
-        found += [child, *descendants(child)]
-    return found
+    return status_kb(pid, "VmHWM") / 1024
 
 
 class Server:

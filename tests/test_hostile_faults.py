@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ from feather_core import svg
 from feather_core.errors import FeatherError
 from feather_core.options import Limits
 from tests.images import encode, photo
+from tests.processes import cpu_ticks, descendants, parent
 from tests.server import GunicornServer
 
 
@@ -30,44 +30,22 @@ def _slow_svg() -> bytes:
             '<use xlink:href="#l4"/></svg>').encode()
 
 
-def _children(pid: int) -> list[int]:
-    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True,
-                         check=False).stdout
-    return [int(p) for p in out.split()]
-
-
-def _descendants(pid: int) -> list[int]:
-    found = []
-    for child in _children(pid):
-        found += [child, *_descendants(child)]
-    return found
-
-
-def _cpu(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return int(fields[11]) + int(fields[12])
-
-
 def _job_processes(pid: int) -> list[int]:
     """Descendants of ``pid`` started by a fork server: the job processes."""
     def forked_by_server(child: int) -> bool:
         try:
-            parent = int(Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[1])
-            return b"forkserver" in Path(f"/proc/{parent}/cmdline").read_bytes()
-        except (OSError, ValueError, IndexError):
+            return b"forkserver" in Path(f"/proc/{parent(child)}/cmdline").read_bytes()
+        except OSError:
             return False
 
-    return [child for child in _descendants(pid) if forked_by_server(child)]
+    return [child for child in descendants(pid) if forked_by_server(child)]
 
 
 def _busy(pids: list[int]) -> list[int]:
     """The processes of ``pids`` that used the CPU over the next few tenths of a second."""
-    before = {p: _cpu(p) for p in pids}
+    before = {p: cpu_ticks(p) for p in pids}
     time.sleep(0.3)
-    return [p for p in pids if _cpu(p) - before[p] > 3]
+    return [p for p in pids if cpu_ticks(p) - before[p] > 3]
 
 
 def _wait_for(predicate: object, timeout: float = 30) -> bool:
@@ -141,7 +119,7 @@ def test_worker_killed_mid_render_is_replaced_and_leaves_nothing(
     if not busy:
         pytest.skip("the render finished before the worker could be killed")
     worker = busy[0]
-    renderer = _descendants(worker)
+    renderer = descendants(worker)
     os.kill(worker, signal.SIGKILL)
     thread.join(120)
     # A killed process cannot answer: the client sees the connection end, not a hang.

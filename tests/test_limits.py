@@ -25,6 +25,7 @@ from feather_core.errors import TooManyPixels
 from feather_core.runner import JobRunner
 from tests.helpers import open_image, pixel
 from tests.images import encode, photo
+from tests.processes import cpu_ticks, descendants, status_kb
 from tests.server import GunicornServer
 
 MB = 1024 * 1024
@@ -96,33 +97,6 @@ def test_a_rotation_counts_the_canvas_it_grows_to() -> None:
 # On a real gunicorn.
 
 
-def _descendants(pid: int) -> list[int]:
-    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True,
-                         check=False).stdout
-    found = []
-    for child in (int(p) for p in out.split()):
-        found += [child, *_descendants(child)]
-    return found
-
-
-def _cpu_ticks(pid: int) -> int:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0
-    return int(fields[11]) + int(fields[12])
-
-
-def _rss_kb(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def noise_png(side: int, seed: int = 0) -> bytes:
     import numpy as np
 
@@ -153,10 +127,10 @@ def test_a_job_past_the_deadline_is_killed_and_the_next_request_served(
     assert elapsed < 1.5 + 1.0
     # Within a second no job process of any worker burns the CPU any more.
     time.sleep(1.0)
-    jobs = [p for w in limited.worker_pids() for p in _descendants(w)]
-    before = {p: _cpu_ticks(p) for p in jobs}
+    jobs = [p for w in limited.worker_pids() for p in descendants(w)]
+    before = {p: cpu_ticks(p) for p in jobs}
     time.sleep(0.5)
-    assert all(_cpu_ticks(p) - before[p] <= 2 for p in jobs), "a killed job still runs"
+    assert all(cpu_ticks(p) - before[p] <= 2 for p in jobs), "a killed job still runs"
     ok = requests.post(limited.url + "/api/compress",
                        files={"file": ("p.png", encode(photo(64, 48), "PNG"))}, timeout=30)
     assert ok.status_code == 200
@@ -228,7 +202,7 @@ def test_memory_of_a_batch_stays_bounded(roomy: GunicornServer) -> None:
 
     def sample() -> None:
         while not done.is_set():
-            total = sum(_rss_kb(w) + sum(_rss_kb(p) for p in _descendants(w))
+            total = sum(status_kb(w, "VmRSS") + sum(status_kb(p, "VmRSS") for p in descendants(w))
                         for w in limited.worker_pids())
             peaks.append(total)
             time.sleep(0.05)
