@@ -15,6 +15,7 @@ from feather_core.jpeg_quality import size_anchor
 from feather_core.metadata import jpeg_metadata_bytes, strip_metadata
 from feather_core.options import LEVELS, CompressOptions, Limits
 from feather_core.picture import Picture
+from feather_core.png_quantize import PngEffort, optimise
 from feather_core.steps.job import Job
 from feather_core.steps.resize import fit_within
 from feather_core.target_size import PIXEL_EXPONENT, fit_to_size
@@ -88,6 +89,11 @@ def compress(data: bytes, options: CompressOptions, limits: Limits | None = None
         passthrough = _passthrough(data, source, options)
         if passthrough is not None:
             return _unchanged_result(passthrough, source, len(data), target_met=True)
+    if untouched and out.name == "png" and not options.target_bytes and not source.animated \
+            and (options.lossless or options.quality >= 100):
+        optimised = _optimised_png(data, source, options)
+        if optimised is not None:
+            return optimised
 
     picture = decode(
         source,
@@ -231,6 +237,29 @@ def _passthrough(data: bytes, source: Source, options: CompressOptions) -> bytes
     if stripped is None and not (source.image.info.get("exif") or source.image.info.get("xmp")):
         return data  # nothing to strip (AVIF has no lossless stripper here)
     return stripped
+
+
+def _optimised_png(data: bytes, source: Source, options: CompressOptions) -> CompressResult | None:
+    """A lossless PNG job on an untouched PNG: the input's own pixels, recompressed.
+
+    oxipng works on the file as it is, so nothing is lost on the way (16-bit samples
+    stay 16-bit, as decoding would not keep them) and the result is exactly what
+    ``oxipng -o 2`` makes of it, less the metadata Feather strips.
+    """
+    stripped = _passthrough(data, source, options)
+    if stripped is None:
+        return None
+    width, height = source.size
+    effort = PngEffort.for_job(EncodeSettings.from_options(options).effort, options.preview,
+                               width * height)
+    if effort.oxipng_level is None:
+        return _unchanged_result(stripped, source, len(data), target_met=None)
+    output = optimise(stripped, effort.oxipng_level)
+    return CompressResult(
+        data=output, format=FORMATS["png"], width=width, height=height, quality=None,
+        input_format=source.format, original_bytes=len(data), resized=False,
+        target_met=None, iterations=1, unchanged=output is data,
+    )
 
 
 def _unchanged_result(

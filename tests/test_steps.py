@@ -134,16 +134,6 @@ def test_watermark_options_validate() -> None:
                                          "watermarkPosition"}
 
 
-@pytest.mark.parametrize(("effort", "preview", "pixels", "level"), [
-    (4, False, 500_000, 9), (4, False, 1_000_000, 7), (7, False, 3_000_000, 9),
-    (2, False, 100, 6), (9, True, 100, 1),
-])
-def test_png_levels(effort: int, preview: bool, pixels: int, level: int) -> None:
-    from feather_core.encode import EncodeSettings, png_level
-
-    assert png_level(EncodeSettings(effort, preview, False, False), pixels) == level
-
-
 def test_huge_jpegs_are_written_without_whole_image_buffers() -> None:
     from feather_core import CompressOptions, compress
     from tests.helpers import open_image
