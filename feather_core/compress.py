@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from feather_core import auto_format, perceptual, pipeline, visual_quality
 from feather_core.auto_format import Candidate
@@ -12,6 +12,7 @@ from feather_core.decode import Source, decode, open_source
 from feather_core.encode import ENCODERS, LOSSY, EncodeSettings
 from feather_core.formats import FORMATS, Format, output_format
 from feather_core.jpeg_quality import size_anchor
+from feather_core.jpeg_upright import upright_jpeg
 from feather_core.metadata import jpeg_metadata_bytes, strip_metadata
 from feather_core.options import LEVELS, CompressOptions, Limits
 from feather_core.picture import Picture
@@ -84,12 +85,21 @@ def compress(data: bytes, options: CompressOptions, limits: Limits | None = None
     out = resolve_output(options, source)
     settings = EncodeSettings.from_options(options)
     untouched = _asks_nothing_but_compression(options, source, out)
+    # A rotated JPEG asked for nothing but compression: the input, turned upright without
+    # decoding, is a candidate too (see feather_core.jpeg_upright).
+    rotated_only = source.format == "jpeg" and source.orientation != 1 and \
+        _asks_only_upright(options, source, out)
 
     if untouched and options.target_bytes and len(data) <= options.target_bytes:
         passthrough = _passthrough(data, source, options)
         if passthrough is not None:
             return _unchanged_result(passthrough, source, len(data), target_met=True)
-    if untouched and out.name == "png" and not options.target_bytes and not source.animated \
+    if rotated_only and options.target_bytes and len(data) <= options.target_bytes:
+        upright = _upright(data, source, options, deadline, options.target_bytes)
+        if upright is not None:
+            return _unchanged_result(upright, source, len(data), target_met=True)
+    if untouched and options.output_format == "png" and not options.target_bytes \
+            and not source.animated \
             and (options.lossless or options.quality >= 100):
         optimised = _optimised_png(data, source, options)
         if optimised is not None:
@@ -135,6 +145,22 @@ def compress(data: bytes, options: CompressOptions, limits: Limits | None = None
         passthrough = _passthrough(data, source, options)
         if passthrough is not None and len(passthrough) <= len(best.data):
             return _unchanged_result(passthrough, source, len(data), target_met=None)
+    if rotated_only and not options.target_bytes and len(best.data) >= len(data):
+        upright = _upright(data, source, options, deadline, len(data))
+        if upright is not None:
+            return replace(_unchanged_result(upright, source, len(data), target_met=None),
+                           iterations=sum(m.encodes for m in made))
+        if best.format.name == "jpeg" and best.quality is not None:
+            # jpegtran cannot turn it exactly (a partial block would reach the top or left
+            # edge): the re-encode is fitted under the input's size instead, quality only.
+            fit = fit_to_size(best.picture, lambda pic, q: ENCODERS["jpeg"](pic, q, settings),
+                              len(data) - 1, best.quality, True, deadline,
+                              _size_estimate(data, source, options, best.format, best.picture),
+                              floor=1, allow_scaling=False)
+            if len(fit.data) < len(best.data):
+                made.append(_Encoded(fit.data, best.format, fit.picture, fit.quality, None,
+                                     fit.encodes, None))
+                best = made[-1]
 
     width, height = best.picture.size
     return CompressResult(
@@ -217,12 +243,16 @@ def _size_estimate(data: bytes, source: Source, options: CompressOptions, out: F
 def _asks_nothing_but_compression(options: CompressOptions, source: Source, out: Format) -> bool:
     """Whether the output may be the input itself: same format (or ``auto`` and a format the
     client shows), same pixels asked for."""
+    return source.orientation == 1 and _asks_only_upright(options, source, out)
+
+
+def _asks_only_upright(options: CompressOptions, source: Source, out: Format) -> bool:
+    """Whether the upright input is all that was asked for: its format (asked, or one ``auto``
+    may answer with), no edit, no resize."""
     if options.output_format == "auto":
         if source.format not in auto_format.shown_formats(options.accept, source.format):
             return False
     elif out.name != source.format:
-        return False
-    if source.orientation != 1:
         return False
     if options.edits.any or options.watermark is not None:
         return False
@@ -260,6 +290,19 @@ def _optimised_png(data: bytes, source: Source, options: CompressOptions) -> Com
         input_format=source.format, original_bytes=len(data), resized=False,
         target_met=None, iterations=1, unchanged=output is data,
     )
+
+
+def _upright(data: bytes, source: Source, options: CompressOptions, deadline: Deadline,
+             limit: int) -> bytes | None:
+    """The rotated JPEG input losslessly turned upright, if exact and at most ``limit`` bytes."""
+    keep = not options.strip_metadata
+    upright = upright_jpeg(data, source.orientation, keep_metadata=keep,
+                           progressive=bool(options.progressive), timeout=deadline.remaining())
+    if upright is not None and len(upright) > limit and not options.progressive:
+        # Progressive scans are a few per cent smaller than optimised baseline ones.
+        upright = upright_jpeg(data, source.orientation, keep_metadata=keep, progressive=True,
+                               timeout=deadline.remaining())
+    return upright if upright is not None and len(upright) <= limit else None
 
 
 def _unchanged_result(

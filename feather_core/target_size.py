@@ -217,6 +217,9 @@ def fit_to_size(
     lossy: bool,
     deadline: Deadline,
     estimate: tuple[int, float] | None = None,
+    *,
+    floor: int = QUALITY_FLOOR,
+    allow_scaling: bool = True,
 ) -> Fit:
     """Encode ``picture`` at most ``target`` bytes, at the highest quality and size that fit.
 
@@ -230,12 +233,15 @@ def fit_to_size(
     without encoding (from a JPEG input's header): the first encode is then aimed at
     the cap instead of made at ``quality``, and skipped when even the floor is
     predicted far over the cap.
+
+    ``floor`` lowers the quality floor; without ``allow_scaling`` the picture keeps its
+    size and the result may not fit (``met`` False) when even the floor does not.
     """
     search = _Search(encode, target, deadline)
     if not lossy:
         return _fit_by_scale(picture, search, quality)
     ceiling = max(quality, QUALITY_CEILING)
-    floor = min(QUALITY_FLOOR, quality)
+    floor = min(floor, quality)
     first: tuple[int, int] | None = None
     if estimate is None:
         first = (quality, search.try_quality(picture, quality))
@@ -251,11 +257,15 @@ def fit_to_size(
             anchor = first
     floor_bytes = search.model.size_at(anchor, floor)
     fits_at_full = False
-    if first is not None and (first[1] <= target or floor_bytes <= SKIP_FLOOR_MARGIN * target):
+    if first is None and not allow_scaling:
+        start = max(floor, min(ceiling, round(search.model.quality_for(anchor, AIM * target))))
+        first = (start, search.try_quality(picture, start))
+    if first is not None and (first[1] <= target or floor_bytes <= SKIP_FLOOR_MARGIN * target
+                              or not allow_scaling):
         fits_at_full = search.search_quality(picture, first, floor, ceiling)
     full_size_anchor = anchor  # measured or estimated, at the picture's own size
     current, scale = picture, 1.0
-    while not fits_at_full and not search.out_of_time():
+    while allow_scaling and not fits_at_full and not search.out_of_time():
         # Size at the floor, measured when the search reached it, else predicted.
         tried_floor = search.smallest
         assert search.model is not None
