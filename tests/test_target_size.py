@@ -133,3 +133,67 @@ def test_compress_reports_the_search() -> None:
     assert 1 <= result.iterations <= 6
     image = _decoded(result.data)
     assert image.format == "JPEG" and image.size == (result.width, result.height)
+
+
+@pytest.fixture(scope="module")
+def large() -> Picture:
+    # 4.6 MP: large enough to be estimated on a sample before any full-size encode.
+    return Picture((photo(2640, 1760, seed=11),))
+
+
+def test_a_sample_predicts_the_full_size_bytes(large: Picture) -> None:
+    from feather_core.target_size import _tiles
+
+    tiles = Picture((_tiles(large.first),))
+    assert tiles.size == (1024, 1024)
+    area = large.size[0] * large.size[1] / (1024 * 1024)
+    for fmt in ("webp", "jpeg"):
+        full = len(ENCODERS[fmt](large, 70, SETTINGS))
+        predicted = len(ENCODERS[fmt](tiles, 70, SETTINGS)) * area
+        assert 0.85 < predicted / full < 1.15, (fmt, predicted / full)
+
+
+@pytest.mark.parametrize("share", [0.5, 0.8, 1.3])
+def test_large_pictures_fit_in_few_full_size_encodes(large: Picture, share: float) -> None:
+    at_80 = len(ENCODERS["webp"](large, 80, SETTINGS))
+    target = int(at_80 * share)
+    encoder = Counting("webp")
+    fit = fit_to_size(large, encoder, target, 80, True, Deadline(None))
+
+    assert fit.met and len(fit.data) <= target
+    full_size = [call for call in encoder.calls if call[0] == large.size]
+    sampled = [call for call in encoder.calls if call[0] == (1024, 1024)]
+    assert len(sampled) == fit.estimate_encodes >= 1
+    assert 1 <= len(full_size) <= 2, encoder.calls
+    assert len(fit.data) >= GOOD_ENOUGH * target or fit.quality >= QUALITY_CEILING
+    assert _decoded(fit.data).size == large.size
+
+
+def test_large_pictures_scale_straight_away_when_the_sample_says_so(large: Picture) -> None:
+    at_floor = len(ENCODERS["webp"](large, QUALITY_FLOOR, SETTINGS))
+    encoder = Counting("webp")
+    fit = fit_to_size(large, encoder, at_floor // 3, 80, True, Deadline(None))
+
+    assert fit.met and fit.picture.size[0] < large.size[0]
+    assert not [call for call in encoder.calls if call[0] == large.size]  # never tried
+
+
+def test_metadata_is_not_multiplied_with_the_area(large: Picture) -> None:
+    from dataclasses import replace
+
+    tagged = replace(large, xmp=b"<x:xmpmeta>" + b" " * 60_000 + b"</x:xmpmeta>")
+    keep = EncodeSettings(effort=4, preview=False, progressive=False, keep_metadata=True)
+    full_size: list[int] = []
+
+    def encoder(picture: Picture, quality: int) -> bytes:
+        data = ENCODERS["webp"](picture, quality, keep)
+        if picture.size == large.size:
+            full_size.append(len(data))
+        return data
+
+    target = int(len(encoder(tagged, 60)) * 1.1)
+    full_size.clear()
+    fit = fit_to_size(tagged, encoder, target, 80, True, Deadline(None))
+    assert fit.met and fit.picture.size == large.size
+    # The 60 kB of XMP is counted once: the first full-size encode lands near the cap.
+    assert 0.75 <= full_size[0] / target <= 1.1, full_size
