@@ -200,7 +200,9 @@ def _encode(candidate: Candidate, picture: Picture, options: CompressOptions,
             output = ENCODERS[fmt.name](picture, options.quality, settings)
             score = visual_quality.score_of(picture, output, fmt.name) if level else None
         met = len(output) <= options.target_bytes if options.target_bytes else None
-        return _Encoded(output, fmt, picture, None, score, 1, met)
+        # PNG is palette-quantised at the asked quality, or lossless (100).
+        png_quality = (100 if options.lossless else options.quality) if fmt.name == "png" else None
+        return _Encoded(output, fmt, picture, png_quality, score, 1, met)
 
     encoder = ENCODERS[fmt.name]
 
@@ -286,7 +288,7 @@ def _optimised_png(data: bytes, source: Source, options: CompressOptions) -> Com
         return _unchanged_result(stripped, source, len(data), target_met=None)
     output = optimise(stripped, effort.oxipng_level)
     return CompressResult(
-        data=output, format=FORMATS["png"], width=width, height=height, quality=None,
+        data=output, format=FORMATS["png"], width=width, height=height, quality=100,
         input_format=source.format, original_bytes=len(data), resized=False,
         target_met=None, iterations=1, unchanged=output is data,
     )

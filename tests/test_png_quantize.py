@@ -176,3 +176,9 @@ def test_metadata_written_with_the_palette(shot: Image.Image) -> None:
 
 def test_chunks_are_valid(shot: Image.Image) -> None:
     assert png_crc_ok(png(CompressOptions(output_format="png"), encode(shot, "PNG")))
+
+
+def test_the_quality_used_is_reported(shot: Image.Image) -> None:
+    data = encode(shot, "PNG")
+    assert compress(data, CompressOptions(output_format="png", quality=70)).quality == 70
+    assert compress(data, CompressOptions(output_format="png", lossless=True)).quality == 100
