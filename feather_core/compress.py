@@ -282,15 +282,17 @@ def _optimised_png(data: bytes, source: Source, options: CompressOptions) -> Com
     if stripped is None:
         return None
     width, height = source.size
-    effort = PngEffort.for_job(EncodeSettings.from_options(options).effort, options.preview,
-                               width * height)
-    if effort.oxipng_level is None:
-        return _unchanged_result(stripped, source, len(data), target_met=None)
-    output = optimise(stripped, effort.oxipng_level)
+    effort = PngEffort.for_job(EncodeSettings.from_options(options).effort, options.preview)
+    level = effort.level_for(width * height * len(source.image.getbands()))
+    if level is None:
+        return None  # preview: the decoder's fast path
+    output = optimise(stripped, level)
+    if output is stripped:
+        return None  # oxipng could not read it or do better: decoding decides
     return CompressResult(
         data=output, format=FORMATS["png"], width=width, height=height, quality=100,
         input_format=source.format, original_bytes=len(data), resized=False,
-        target_met=None, iterations=1, unchanged=output is data,
+        target_met=None, iterations=1,
     )
 
 

@@ -118,7 +118,7 @@ def encode_png(picture: Picture, quality: int, settings: EncodeSettings) -> byte
     def save(image: Image.Image, level: int) -> bytes:
         return _save(image, "PNG", compress_level=level, **params)
 
-    effort = PngEffort.for_job(settings.effort, settings.preview, frame.width * frame.height)
+    effort = PngEffort.for_job(settings.effort, settings.preview)
     return png_quantize.encode_png(frame, quality, effort, save, lossless=settings.lossless)
 
 

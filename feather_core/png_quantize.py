@@ -35,13 +35,16 @@ QUALITY_SPAN = 15
 # 0.06-0.33 of it on screenshots, graphics and photos; the few that lost to
 # lossless were at 0.48), so only then is the lossless image optimised as well.
 LOSSLESS_CHECK_RATIO = 0.4
-# oxipng's level-2 preset (its default, `oxipng -o 2`) costs about 0.5-0.9 s of CPU
-# per megapixel on this kind of machine; larger images step down a level each so a
-# 50 MP PNG stays within a request's time.
-_OXIPNG_FULL_PIXELS = 6_000_000
-_OXIPNG_REDUCED_PIXELS = 24_000_000
+# oxipng's level-2 preset (its default, `oxipng -o 2`) costs 0.3-0.6 s of CPU per
+# megabyte of raw pixels on screenshots and palettes, up to 0.7 s on photo-like
+# truecolour (7.5 s for a 3.6 MP scan; level 1 took 4.2 s for 1.2 % more bytes, level
+# 0 0.6 s for 20 % more). Beyond these raw sizes (pixels x bytes a pixel: 1 for a
+# palette, 3-4 for truecolour) each steps one level down, so a large truecolour PNG
+# stays well within a request's time.
+_OXIPNG_FULL_RAW = 12_000_000
+_OXIPNG_REDUCED_RAW = 36_000_000
 # Caps oxipng's search (seconds): it then returns the best result found so far.
-_OXIPNG_TIMEOUT = 20
+_OXIPNG_TIMEOUT = 15
 
 SavePng = Callable[[Image.Image, int], bytes]
 """Writes a frame as PNG at a zlib level, with the job's metadata."""
@@ -55,17 +58,20 @@ class PngEffort:
     oxipng_level: int | None  # None: no optimiser (preview)
 
     @classmethod
-    def for_job(cls, effort: int, preview: bool, pixels: int) -> PngEffort:
+    def for_job(cls, effort: int, preview: bool) -> PngEffort:
         """Effort 4 (the default) is pngquant's speed 4 and ``oxipng -o 2``."""
         if preview:
             return cls(speed=10, oxipng_level=None)
         speed = max(1, min(10, 8 - effort))
         level = 1 if effort < 4 else 2 if effort < 7 else 3 if effort < 9 else 4
-        if pixels > _OXIPNG_FULL_PIXELS:
-            level -= 1
-        if pixels > _OXIPNG_REDUCED_PIXELS:
-            level -= 1
-        return cls(speed=speed, oxipng_level=max(0, level))
+        return cls(speed=speed, oxipng_level=level)
+
+    def level_for(self, raw_bytes: int) -> int | None:
+        """oxipng's level for an image of ``raw_bytes`` pixel bytes (None: no oxipng)."""
+        if self.oxipng_level is None:
+            return None
+        steps = (raw_bytes > _OXIPNG_FULL_RAW) + (raw_bytes > _OXIPNG_REDUCED_RAW)
+        return max(0, self.oxipng_level - steps)
 
 
 def quality_range(quality: int) -> tuple[int, int]:
@@ -82,21 +88,24 @@ def encode_png(
     palette = quantize(frame, quality, effort.speed)
     if palette is None:
         return _lossless(frame, effort, save)
-    if effort.oxipng_level is None:
+    level = effort.level_for(frame.width * frame.height)
+    if level is None:
         # One byte a pixel: zlib's level 6 costs little here and halves a screenshot.
         return save(palette, 6)
-    quantised = optimise(save(palette, 0), effort.oxipng_level)
+    quantised = optimise(save(palette, 0), level)
     truecolour = save(frame, 1)
     if len(quantised) <= LOSSLESS_CHECK_RATIO * len(truecolour):
         return quantised
-    exact = optimise(truecolour, effort.oxipng_level)
+    exact = _lossless(frame, effort, save, truecolour)
     return exact if len(exact) <= len(quantised) else quantised
 
 
-def _lossless(frame: Image.Image, effort: PngEffort, save: SavePng) -> bytes:
-    if effort.oxipng_level is None:
-        return save(frame, 1)
-    return optimise(save(frame, 0), effort.oxipng_level)
+def _lossless(frame: Image.Image, effort: PngEffort, save: SavePng,
+              written: bytes | None = None) -> bytes:
+    level = effort.level_for(frame.width * frame.height * len(frame.getbands()))
+    if level is None:
+        return written or save(frame, 1)
+    return optimise(written or save(frame, 0), level)
 
 
 def quantize(frame: Image.Image, quality: int, speed: int) -> Image.Image | None:

@@ -143,11 +143,15 @@ def test_a_palette_that_does_not_pay_gives_way_to_lossless() -> None:
 
 
 def test_preview_quantises_fast_and_final_optimises() -> None:
-    assert PngEffort.for_job(4, True, 1_000_000) == PngEffort(speed=10, oxipng_level=None)
-    assert PngEffort.for_job(4, False, 1_000_000) == PngEffort(speed=4, oxipng_level=2)
-    assert PngEffort.for_job(9, False, 1_000_000) == PngEffort(speed=1, oxipng_level=4)
-    assert PngEffort.for_job(0, False, 1_000_000) == PngEffort(speed=8, oxipng_level=1)
-    assert PngEffort.for_job(4, False, 30_000_000).oxipng_level == 0
+    assert PngEffort.for_job(4, True) == PngEffort(speed=10, oxipng_level=None)
+    assert PngEffort.for_job(4, False) == PngEffort(speed=4, oxipng_level=2)
+    assert PngEffort.for_job(9, False) == PngEffort(speed=1, oxipng_level=4)
+    assert PngEffort.for_job(0, False) == PngEffort(speed=8, oxipng_level=1)
+    default = PngEffort.for_job(4, False)
+    # A 4 MP screenshot is optimised at -o 2; a 12 MP photo's truecolour a level lower.
+    assert default.level_for(4_000_000 * 3) == 2
+    assert default.level_for(12_000_000 * 3) == 1
+    assert default.level_for(24_000_000 * 4) == 0
     data = encode(screenshot(360, 240), "PNG")
     preview = open_image(png(CompressOptions(output_format="png", mode="preview"), data))
     assert preview.mode == "P"
@@ -182,3 +186,11 @@ def test_the_quality_used_is_reported(shot: Image.Image) -> None:
     data = encode(shot, "PNG")
     assert compress(data, CompressOptions(output_format="png", quality=70)).quality == 70
     assert compress(data, CompressOptions(output_format="png", lossless=True)).quality == 100
+
+
+def test_a_broken_png_is_refused_even_when_lossless() -> None:
+    from feather_core.errors import InvalidImage
+
+    data = encode(screenshot(360, 240), "PNG")
+    with pytest.raises(InvalidImage):
+        compress(data[: len(data) // 2], CompressOptions(output_format="png", quality=100))
