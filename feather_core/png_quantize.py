@@ -40,11 +40,12 @@ LOSSLESS_CHECK_RATIO = 0.4
 # truecolour (7.5 s for a 3.6 MP scan; level 1 took 4.2 s for 1.2 % more bytes, level
 # 0 0.6 s for 20 % more). Beyond these raw sizes (pixels x bytes a pixel: 1 for a
 # palette, 3-4 for truecolour) each steps one level down, so a large truecolour PNG
-# stays well within a request's time; a 2880 x 1800 screenshot is still level 2.
-_OXIPNG_FULL_RAW = 16_000_000
-_OXIPNG_REDUCED_RAW = 48_000_000
-# Caps oxipng's search (seconds): it then returns the best result found so far.
-_OXIPNG_TIMEOUT = 15
+# stays within a request's time; a 4K screenshot (3840 x 2160) is still level 2.
+_OXIPNG_FULL_RAW = 32_000_000
+_OXIPNG_REDUCED_RAW = 96_000_000
+# Caps oxipng's search (seconds; only photo-like truecolour near the limits above gets
+# there): it then keeps the best result found so far.
+_OXIPNG_TIMEOUT = 10
 
 SavePng = Callable[[Image.Image, int], bytes]
 """Writes a frame as PNG at a zlib level, with the job's metadata."""

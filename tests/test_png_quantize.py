@@ -148,10 +148,10 @@ def test_preview_quantises_fast_and_final_optimises() -> None:
     assert PngEffort.for_job(9, False) == PngEffort(speed=1, oxipng_level=4)
     assert PngEffort.for_job(0, False) == PngEffort(speed=8, oxipng_level=1)
     default = PngEffort.for_job(4, False)
-    # A 4 MP screenshot is optimised at -o 2; a 12 MP photo's truecolour a level lower.
-    assert default.level_for(4_000_000 * 3) == 2
+    # A 4K screenshot is optimised at -o 2; a 12 MP photo's truecolour a level lower.
+    assert default.level_for(3840 * 2160 * 3) == 2
     assert default.level_for(12_000_000 * 3) == 1
-    assert default.level_for(24_000_000 * 4) == 0
+    assert default.level_for(30_000_000 * 4) == 0
     data = encode(screenshot(360, 240), "PNG")
     preview = open_image(png(CompressOptions(output_format="png", mode="preview"), data))
     assert preview.mode == "P"
