@@ -9,7 +9,8 @@ level 2); ``pngquant --quality=65-80`` (Debian's ``pngquant``) and its SSIMULACR
 Feather's PNG at ``--quality`` (default 80) with its score and CPU seconds; Feather's
 lossless PNG (quality 100). Scores compare the decoded output with the input; images
 with alpha are scored over a dark and a light background and the lower score kept,
-as libjxl's ``ssimulacra2`` tool does. Medians of the ratios close the table.
+as libjxl's ``ssimulacra2`` tool does
+(``feather_core.perceptual``, which matches that tool). Medians of the ratios close the table.
 """
 
 from __future__ import annotations
@@ -25,32 +26,9 @@ from pathlib import Path
 
 import oxipng
 from PIL import Image
-from ssimulacra2 import compute_ssimulacra2
 
 from feather_core import CompressOptions, compress
-
-
-def _png_buffer(image: Image.Image) -> io.BytesIO:
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG", compress_level=0)
-    buffer.seek(0)
-    return buffer
-
-
-def score(reference: Image.Image, distorted: Image.Image) -> float:
-    """SSIMULACRA2 of ``distorted`` against ``reference`` (alpha: worse of two backgrounds)."""
-    alpha = "A" in reference.mode or "transparency" in reference.info
-    if not alpha:
-        return float(compute_ssimulacra2(_png_buffer(reference.convert("RGB")),
-                                         _png_buffer(distorted.convert("RGB"))))
-    ref, dist = reference.convert("RGBA"), distorted.convert("RGBA")
-    scores = []
-    for grey in (26, 230):
-        background = Image.new("RGBA", ref.size, (grey, grey, grey, 255))
-        scores.append(compute_ssimulacra2(
-            _png_buffer(Image.alpha_composite(background, ref).convert("RGB")),
-            _png_buffer(Image.alpha_composite(background, dist).convert("RGB"))))
-    return float(min(scores))
+from feather_core.perceptual import ssimulacra2 as score
 
 
 def _decode(data: bytes) -> Image.Image:
@@ -107,7 +85,8 @@ def main() -> None:
         row = check(path, args.quality)
         pq, pq_score = row["pngquant"], row["pngquant_score"]
         ours, our_score = row["feather"], row["feather_score"]
-        assert isinstance(ours, int) and isinstance(our_score, float)
+        assert isinstance(ours, int)
+        assert isinstance(our_score, float)
         lossless.append(float(row["lossless"]) / float(row["oxipng"] or 1))  # type: ignore[arg-type]
         if isinstance(pq, int) and isinstance(pq_score, float):
             ratios.append(ours / pq)

@@ -150,17 +150,18 @@ def compress(data: bytes, options: CompressOptions, limits: Limits | None = None
         if upright is not None:
             return replace(_unchanged_result(upright, source, len(data), target_met=None),
                            iterations=sum(m.encodes for m in made))
-        if best.format.name == "jpeg" and best.quality is not None:
-            # jpegtran cannot turn it exactly (a partial block would reach the top or left
-            # edge): the re-encode is fitted under the input's size instead, quality only.
-            fit = fit_to_size(best.picture, lambda pic, q: ENCODERS["jpeg"](pic, q, settings),
-                              len(data) - 1, best.quality, True, deadline,
-                              _size_estimate(data, source, options, best.format, best.picture),
-                              floor=1, allow_scaling=False)
-            if len(fit.data) < len(best.data):
-                made.append(_Encoded(fit.data, best.format, fit.picture, fit.quality, None,
-                                     fit.encodes, None))
-                best = made[-1]
+        # jpegtran cannot turn it exactly (a partial block would reach the top or left
+        # edge): a JPEG re-encode is fitted under the input's size instead, quality only.
+        jpeg = FORMATS["jpeg"]
+        start = best.quality if best.format is jpeg and best.quality else options.quality
+        fit = fit_to_size(picture, lambda pic, q: ENCODERS["jpeg"](pic, q, settings),
+                          len(data) - 1, start, True, deadline,
+                          _size_estimate(data, source, options, jpeg, picture),
+                          floor=1, allow_scaling=False)
+        if len(fit.data) < len(best.data):
+            made.append(_Encoded(fit.data, jpeg, fit.picture, fit.quality, None, fit.encodes,
+                                 None))
+            best = made[-1]
 
     width, height = best.picture.size
     return CompressResult(

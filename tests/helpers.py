@@ -55,33 +55,3 @@ def pixel(image: Image.Image, x: int, y: int) -> tuple[int, ...]:
 
 def close(a: tuple[int, ...], b: tuple[int, ...], tolerance: int = 12) -> bool:
     return all(math.isclose(p, q, abs_tol=tolerance) for p, q in zip(a, b, strict=False))
-
-
-def _png_buffer(image: Image.Image) -> io.BytesIO:
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG", compress_level=0)
-    buffer.seek(0)
-    return buffer
-
-
-def ssimulacra2(reference: Image.Image, distorted: Image.Image) -> float:
-    """SSIMULACRA2 of ``distorted`` against ``reference`` (100 = identical, 70 = high quality).
-
-    The ``ssimulacra2`` package is a NumPy port of libjxl's metric. Images with alpha are
-    scored over a dark and a light background and the lower score kept, as libjxl's own
-    tool does (the package's alpha path drops alpha before blending).
-    """
-    from ssimulacra2 import compute_ssimulacra2
-
-    assert reference.size == distorted.size, f"sizes differ: {reference.size} {distorted.size}"
-    if "A" not in reference.mode and "transparency" not in reference.info:
-        return float(compute_ssimulacra2(_png_buffer(reference.convert("RGB")),
-                                         _png_buffer(distorted.convert("RGB"))))
-    ref, dist = reference.convert("RGBA"), distorted.convert("RGBA")
-    scores = []
-    for grey in (26, 230):
-        background = Image.new("RGBA", ref.size, (grey, grey, grey, 255))
-        scores.append(compute_ssimulacra2(
-            _png_buffer(Image.alpha_composite(background, ref).convert("RGB")),
-            _png_buffer(Image.alpha_composite(background, dist).convert("RGB"))))
-    return float(min(scores))

@@ -16,8 +16,9 @@ from PIL import Image
 
 from feather_core import CompressOptions, compress
 from feather_core.metadata import png_crc_ok
+from feather_core.perceptual import ssimulacra2
 from feather_core.png_quantize import PngEffort, quality_range
-from tests.helpers import open_image, ssimulacra2
+from tests.helpers import open_image
 from tests.images import encode, logo, photo, screenshot
 
 
@@ -54,7 +55,9 @@ def test_default_png_is_a_dithered_palette_as_small_and_good_as_pngquant(
     theirs = pngquant(data)
 
     out = open_image(ours)
-    assert out.format == "PNG" and out.mode == "P" and out.size == source.size
+    assert out.format == "PNG"
+    assert out.mode == "P"
+    assert out.size == source.size
     assert len(ours) <= 1.10 * len(theirs), (len(ours), len(theirs))
     ours_score = ssimulacra2(source, out)
     theirs_score = ssimulacra2(source, open_image(theirs))
@@ -71,7 +74,8 @@ def test_alpha_survives_quantisation() -> None:
     rgba = out.convert("RGBA")
     alpha = np.asarray(rgba.getchannel("A"), dtype=np.int16)
     expected = np.asarray(source.getchannel("A"), dtype=np.int16)
-    assert alpha[0, 0] == 0 and alpha[100, 100] == 255
+    assert alpha[0, 0] == 0
+    assert alpha[100, 100] == 255
     assert np.abs(alpha - expected).mean() < 2.0
 
 
@@ -124,7 +128,8 @@ def test_grayscale_is_quantised_to_fewer_greys() -> None:
     ours = png(CompressOptions(output_format="png"), data)
     out = open_image(ours)
     greys = out.convert("RGB").getcolors(256)
-    assert greys is not None and all(r == g == b for _, (r, g, b) in greys)
+    assert greys is not None
+    assert all(r == g == b for _, (r, g, b) in greys)
     assert len(ours) < len(png(CompressOptions(output_format="png", quality=100), data))
     assert ssimulacra2(source, out) >= 70
 
@@ -165,7 +170,8 @@ def test_quality_maps_to_pngquants_range() -> None:
     low = png(CompressOptions(output_format="png", quality=40), data)
     high = png(CompressOptions(output_format="png", quality=88), data)
     colours = [len(open_image(d).getpalette() or []) // 3 for d in (low, high)]
-    assert colours[0] < colours[1] and len(low) < len(high)
+    assert colours[0] < colours[1]
+    assert len(low) < len(high)
 
 
 def test_metadata_written_with_the_palette(shot: Image.Image) -> None:
@@ -173,9 +179,11 @@ def test_metadata_written_with_the_palette(shot: Image.Image) -> None:
     exif[0x010F] = "CameraMaker"
     data = encode(shot, "PNG", exif=exif.tobytes())
     kept = open_image(png(CompressOptions(output_format="png", strip_metadata=False), data))
-    assert kept.mode == "P" and kept.getexif()[0x010F] == "CameraMaker"
+    assert kept.mode == "P"
+    assert kept.getexif()[0x010F] == "CameraMaker"
     stripped = png(CompressOptions(output_format="png"), data)
-    assert b"eXIf" not in stripped and not open_image(stripped).getexif()
+    assert b"eXIf" not in stripped
+    assert not open_image(stripped).getexif()
 
 
 def test_chunks_are_valid(shot: Image.Image) -> None:

@@ -42,7 +42,8 @@ def test_the_documented_order() -> None:
 def test_orientation_step() -> None:
     stored = marked(300, 200).transpose(Image.Transpose.ROTATE_90)
     out = apply_orientation(picture(stored, orientation=6), job())
-    assert out.orientation == 1 and out.size == (300, 200)
+    assert out.orientation == 1
+    assert out.size == (300, 200)
     assert close(pixel(out.first, 10, 10)[:3], (220, 20, 20))
 
 
