@@ -201,8 +201,11 @@ def _encode(candidate: Candidate, picture: Picture, options: CompressOptions,
             output = ENCODERS[fmt.name](picture, options.quality, settings)
             score = visual_quality.score_of(picture, output, fmt.name) if level else None
         met = len(output) <= options.target_bytes if options.target_bytes else None
-        # PNG is palette-quantised at the asked quality, or lossless (100).
-        png_quality = (100 if options.lossless else options.quality) if fmt.name == "png" else None
+        # PNG is palette-quantised at the asked quality, or lossless (100); with
+        # quality=auto its score tells what was reached.
+        png_quality = None
+        if fmt.name == "png" and level is None:
+            png_quality = 100 if options.lossless else options.quality
         return _Encoded(output, fmt, picture, png_quality, score, 1, met)
 
     encoder = ENCODERS[fmt.name]
