@@ -15,9 +15,10 @@ DEPS_STAMP := $(VENV)/.deps-$(shell cat setup.cfg setup.py requirements-model.tx
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-system-deps: ## Install the Debian packages Feather needs when missing (libcairo2 for SVG; a C compiler and Python's headers for the resize extension)
+system-deps: ## Install the Debian packages Feather needs when missing (libcairo2 for SVG; jpegtran for lossless JPEG rotation; a C compiler and Python's headers for the resize extension)
 	@missing=""; \
 	ldconfig -p 2>/dev/null | grep -q 'libcairo.so.2' || missing="$$missing libcairo2"; \
+	command -v jpegtran >/dev/null 2>&1 || missing="$$missing libjpeg-turbo-progs"; \
 	command -v gcc >/dev/null 2>&1 || missing="$$missing gcc"; \
 	$(PYTHON) -c "import os, sysconfig, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))" \
 		|| missing="$$missing python3-dev"; \
@@ -67,7 +68,7 @@ run: deps $(if $(filter nginx,$(PROXY)),nginx-deps) ## Start the service on http
 	$(if $(filter-out nginx,$(PROXY)),$(error PROXY=$(PROXY): the only front is PROXY=nginx))
 	$(if $(filter nginx,$(PROXY)),$(PY) -m tools.front,$(VENV)/bin/gunicorn -c gunicorn.conf.py wsgi:app)
 
-test: deps browser-deps nginx-deps ## Run the whole test suite
+test: deps browser-deps nginx-deps bench-tools ## Run the whole test suite (the PNG tests compare with pngquant)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 lint: deps ## ruff (code, tests, bench, tools, fuzz) and mypy --strict on everything that ships

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from feather_core import auto_format, perceptual, pipeline, visual_quality
 from feather_core.auto_format import Candidate
@@ -12,9 +12,11 @@ from feather_core.decode import Source, decode, open_source
 from feather_core.encode import ENCODERS, LOSSY, EncodeSettings
 from feather_core.formats import FORMATS, Format, output_format
 from feather_core.jpeg_quality import size_anchor
+from feather_core.jpeg_upright import upright_jpeg
 from feather_core.metadata import jpeg_metadata_bytes, strip_metadata
 from feather_core.options import LEVELS, CompressOptions, Limits
 from feather_core.picture import Picture
+from feather_core.png_quantize import PngEffort, optimise
 from feather_core.steps.job import Job
 from feather_core.steps.resize import fit_within
 from feather_core.target_size import PIXEL_EXPONENT, fit_to_size
@@ -83,11 +85,25 @@ def compress(data: bytes, options: CompressOptions, limits: Limits | None = None
     out = resolve_output(options, source)
     settings = EncodeSettings.from_options(options)
     untouched = _asks_nothing_but_compression(options, source, out)
+    # A rotated JPEG asked for nothing but compression: the input, turned upright without
+    # decoding, is a candidate too (see feather_core.jpeg_upright).
+    rotated_only = source.format == "jpeg" and source.orientation != 1 and \
+        _asks_only_upright(options, source, out)
 
     if untouched and options.target_bytes and len(data) <= options.target_bytes:
         passthrough = _passthrough(data, source, options)
         if passthrough is not None:
             return _unchanged_result(passthrough, source, len(data), target_met=True)
+    if rotated_only and options.target_bytes and len(data) <= options.target_bytes:
+        upright = _upright(data, source, options, deadline, options.target_bytes)
+        if upright is not None:
+            return _unchanged_result(upright, source, len(data), target_met=True)
+    if untouched and options.output_format == "png" and not options.target_bytes \
+            and not source.animated \
+            and (options.lossless or options.quality >= 100):
+        optimised = _optimised_png(data, source, options)
+        if optimised is not None:
+            return optimised
 
     picture = decode(
         source,
@@ -129,6 +145,23 @@ def compress(data: bytes, options: CompressOptions, limits: Limits | None = None
         passthrough = _passthrough(data, source, options)
         if passthrough is not None and len(passthrough) <= len(best.data):
             return _unchanged_result(passthrough, source, len(data), target_met=None)
+    if rotated_only and not options.target_bytes and len(best.data) >= len(data):
+        upright = _upright(data, source, options, deadline, len(data))
+        if upright is not None:
+            return replace(_unchanged_result(upright, source, len(data), target_met=None),
+                           iterations=sum(m.encodes for m in made))
+        # jpegtran cannot turn it exactly (a partial block would reach the top or left
+        # edge): a JPEG re-encode is fitted under the input's size instead, quality only.
+        jpeg = FORMATS["jpeg"]
+        start = best.quality if best.format is jpeg and best.quality else options.quality
+        fit = fit_to_size(picture, lambda pic, q: ENCODERS["jpeg"](pic, q, settings),
+                          len(data) - 1, start, True, deadline,
+                          _size_estimate(data, source, options, jpeg, picture),
+                          floor=1, allow_scaling=False)
+        if len(fit.data) < len(best.data):
+            made.append(_Encoded(fit.data, jpeg, fit.picture, fit.quality, None, fit.encodes,
+                                 None))
+            best = made[-1]
 
     width, height = best.picture.size
     return CompressResult(
@@ -168,7 +201,12 @@ def _encode(candidate: Candidate, picture: Picture, options: CompressOptions,
             output = ENCODERS[fmt.name](picture, options.quality, settings)
             score = visual_quality.score_of(picture, output, fmt.name) if level else None
         met = len(output) <= options.target_bytes if options.target_bytes else None
-        return _Encoded(output, fmt, picture, None, score, 1, met)
+        # PNG is palette-quantised at the asked quality, or lossless (100); with
+        # quality=auto its score tells what was reached.
+        png_quality = None
+        if fmt.name == "png" and level is None:
+            png_quality = 100 if options.lossless else options.quality
+        return _Encoded(output, fmt, picture, png_quality, score, 1, met)
 
     encoder = ENCODERS[fmt.name]
 
@@ -211,12 +249,16 @@ def _size_estimate(data: bytes, source: Source, options: CompressOptions, out: F
 def _asks_nothing_but_compression(options: CompressOptions, source: Source, out: Format) -> bool:
     """Whether the output may be the input itself: same format (or ``auto`` and a format the
     client shows), same pixels asked for."""
+    return source.orientation == 1 and _asks_only_upright(options, source, out)
+
+
+def _asks_only_upright(options: CompressOptions, source: Source, out: Format) -> bool:
+    """Whether the upright input is all that was asked for: its format (asked, or one ``auto``
+    may answer with), no edit, no resize."""
     if options.output_format == "auto":
         if source.format not in auto_format.shown_formats(options.accept, source.format):
             return False
     elif out.name != source.format:
-        return False
-    if source.orientation != 1:
         return False
     if options.edits.any or options.watermark is not None:
         return False
@@ -231,6 +273,44 @@ def _passthrough(data: bytes, source: Source, options: CompressOptions) -> bytes
     if stripped is None and not (source.image.info.get("exif") or source.image.info.get("xmp")):
         return data  # nothing to strip (AVIF has no lossless stripper here)
     return stripped
+
+
+def _optimised_png(data: bytes, source: Source, options: CompressOptions) -> CompressResult | None:
+    """A lossless PNG job on an untouched PNG: the input's own pixels, recompressed.
+
+    oxipng works on the file as it is, so nothing is lost on the way (16-bit samples
+    stay 16-bit, as decoding would not keep them) and the result is exactly what
+    ``oxipng -o 2`` makes of it, less the metadata Feather strips.
+    """
+    stripped = _passthrough(data, source, options)
+    if stripped is None:
+        return None
+    width, height = source.size
+    effort = PngEffort.for_job(EncodeSettings.from_options(options).effort, options.preview)
+    level = effort.level_for(width * height * len(source.image.getbands()))
+    if level is None:
+        return None  # preview: the decoder's fast path
+    output = optimise(stripped, level)
+    if output is stripped:
+        return None  # oxipng could not read it or do better: decoding decides
+    return CompressResult(
+        data=output, format=FORMATS["png"], width=width, height=height, quality=100,
+        input_format=source.format, original_bytes=len(data), resized=False,
+        target_met=None, iterations=1,
+    )
+
+
+def _upright(data: bytes, source: Source, options: CompressOptions, deadline: Deadline,
+             limit: int) -> bytes | None:
+    """The rotated JPEG input losslessly turned upright, if exact and at most ``limit`` bytes."""
+    keep = not options.strip_metadata
+    upright = upright_jpeg(data, source.orientation, keep_metadata=keep,
+                           progressive=bool(options.progressive), timeout=deadline.remaining())
+    if upright is not None and len(upright) > limit and not options.progressive:
+        # Progressive scans are a few per cent smaller than optimised baseline ones.
+        upright = upright_jpeg(data, source.orientation, keep_metadata=keep, progressive=True,
+                               timeout=deadline.remaining())
+    return upright if upright is not None and len(upright) <= limit else None
 
 
 def _unchanged_result(

@@ -174,6 +174,8 @@ class CompressOptions:
     mode: str = "final"
     progressive: bool | None = None
     effort: int | None = None
+    # Keep every pixel: PNG is never palette-quantised, whatever the quality (the
+    # FluxImage document's PNG, "lossless compression regardless of this value").
     lossless: bool = False
     edits: Edits = field(default_factory=Edits)
     watermark: Watermark | None = None

@@ -125,3 +125,68 @@ def odd_cmyk_profile() -> bytes:
               + b"prtr" + b"CMYK" + b"Lab " + bytes(12) + b"acsp" + b"APPL" + bytes(24)
               + d50 + bytes(48))
     return header + struct.pack(">I", len(tags)) + table + data
+
+
+def screenshot(width: int = 480, height: int = 320, seed: int = 0) -> Image.Image:
+    """A UI screenshot: flat panels, a gradient sidebar, soft shadows, anti-aliased text
+    and chart lines, and a photo thumbnail, as a browser would render them."""
+    from PIL import ImageDraw, ImageFilter, ImageFont
+
+    rng = np.random.default_rng(seed)
+    image = Image.new("RGB", (width, height), (244, 246, 250))
+    sidebar = Image.linear_gradient("L").resize((width // 5, height))
+    image.paste(Image.merge("RGB", [sidebar.point(lambda v: 30 + v // 8),
+                                    sidebar.point(lambda v: 42 + v // 6),
+                                    sidebar.point(lambda v: 72 + v // 4)]), (0, 0))
+    shadow = Image.new("L", (width, height), 0)
+    cards = [(width // 5 + 16 + i * (width // 4), 20, width // 5 + (i + 1) * (width // 4), 90)
+             for i in range(3)]
+    shadow_draw = ImageDraw.Draw(shadow)
+    for box in cards:
+        shadow_draw.rounded_rectangle((box[0], box[1] + 3, box[2], box[3] + 3), 8, fill=60)
+    image.paste((0, 0, 0), (0, 0), shadow.filter(ImageFilter.GaussianBlur(4)))
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=13)
+    big = ImageFont.load_default(size=22)
+    for n, box in enumerate(cards):
+        draw.rounded_rectangle(box, 8, fill=(255, 255, 255))
+        draw.text((box[0] + 10, box[1] + 8), ("Revenue", "Orders", "Visitors")[n],
+                  fill=(90, 90, 90), font=font)
+        draw.text((box[0] + 10, box[1] + 28), f"{rng.integers(100, 99999):,}",
+                  fill=(20, 20, 20), font=big)
+        draw.text((box[0] + 10, box[1] + 54), f"+{rng.integers(1, 20)}.{rng.integers(0, 9)}%",
+                  fill=(26, 156, 74), font=font)
+    for n, label in enumerate(("Dashboard", "Orders", "Customers", "Reports")):
+        draw.text((12, 30 + 28 * n), label, fill=(207, 216, 239), font=font)
+    # The chart is drawn four times larger and reduced, so its lines are anti-aliased.
+    chart_size = (width - width // 5 - 140, height - 130)
+    chart = Image.new("RGB", (chart_size[0] * 4, chart_size[1] * 4), (255, 255, 255))
+    points = [(x * 4 * chart_size[0] // 20,
+               int(4 * chart_size[1] * (0.5 + 0.35 * np.sin(x / 3) + rng.normal(0, 0.05))))
+              for x in range(21)]
+    ImageDraw.Draw(chart).line(points, fill=(59, 111, 224), width=10)
+    image.paste(chart.resize(chart_size, Image.Resampling.LANCZOS), (width // 5 + 16, 110))
+    thumbnail = photo(100, chart_size[1], seed=seed)
+    image.paste(thumbnail, (width - 116, 110))
+    return image
+
+
+def logo(size: int = 256) -> Image.Image:
+    """A transparent graphic: an anti-aliased gradient disc with a ring, soft-edged."""
+    from PIL import ImageDraw
+
+    scale = 4
+    mask = Image.new("L", (size * scale, size * scale), 0)
+    ImageDraw.Draw(mask).ellipse((8 * scale, 8 * scale, (size - 8) * scale, (size - 8) * scale),
+                                 fill=255)
+    mask = mask.resize((size, size), Image.Resampling.LANCZOS)
+    gradient = Image.linear_gradient("L").resize((size, size))
+    colour = Image.merge("RGB", [gradient.point(lambda v: 240 - v // 2),
+                                 gradient.point(lambda v: 80 + v // 3),
+                                 gradient.point(lambda v: 200 - v // 4)])
+    ring = Image.new("L", (size * scale, size * scale), 0)
+    ImageDraw.Draw(ring).ellipse((60 * scale, 60 * scale, (size - 60) * scale,
+                                  (size - 60) * scale), outline=255, width=12 * scale)
+    colour.paste((255, 255, 255), (0, 0), ring.resize((size, size), Image.Resampling.LANCZOS))
+    colour.putalpha(mask)
+    return colour

@@ -42,7 +42,8 @@ def test_the_documented_order() -> None:
 def test_orientation_step() -> None:
     stored = marked(300, 200).transpose(Image.Transpose.ROTATE_90)
     out = apply_orientation(picture(stored, orientation=6), job())
-    assert out.orientation == 1 and out.size == (300, 200)
+    assert out.orientation == 1
+    assert out.size == (300, 200)
     assert close(pixel(out.first, 10, 10)[:3], (220, 20, 20))
 
 
@@ -132,16 +133,6 @@ def test_watermark_options_validate() -> None:
         Watermark(image=b"", scale=60, opacity=101, position="XX")
     assert set(caught.value.details) == {"watermarkScale", "watermarkOpacity",
                                          "watermarkPosition"}
-
-
-@pytest.mark.parametrize(("effort", "preview", "pixels", "level"), [
-    (4, False, 500_000, 9), (4, False, 1_000_000, 7), (7, False, 3_000_000, 9),
-    (2, False, 100, 6), (9, True, 100, 1),
-])
-def test_png_levels(effort: int, preview: bool, pixels: int, level: int) -> None:
-    from feather_core.encode import EncodeSettings, png_level
-
-    assert png_level(EncodeSettings(effort, preview, False, False), pixels) == level
 
 
 def test_huge_jpegs_are_written_without_whole_image_buffers() -> None:

@@ -54,10 +54,12 @@ def test_jpeg_fits_in_band_at_the_highest_quality(picture: Picture, share: float
     encoder = Counting("jpeg")
     fit = fit_to_size(picture, encoder, target, 80, True, Deadline(None))
 
-    assert fit.met and len(fit.data) <= target
+    assert fit.met
+    assert len(fit.data) <= target
     assert fit.encodes == len(encoder.calls)
     image = _decoded(fit.data)
-    assert image.format == "JPEG" and image.size == fit.picture.size
+    assert image.format == "JPEG"
+    assert image.size == fit.picture.size
     if fit.picture.size == picture.size:
         # At full size: either the band is reached, or one step more quality would not fit
         # (or the ceiling is reached): nothing better was left on the table.
@@ -84,9 +86,11 @@ def test_scales_down_when_the_floor_does_not_fit(picture: Picture) -> None:
     target = at_floor // 4
     fit = fit_to_size(picture, Counting("jpeg"), target, 80, True, Deadline(None))
 
-    assert fit.met and len(fit.data) <= target
+    assert fit.met
+    assert len(fit.data) <= target
     width, height = fit.picture.size
-    assert width < 900 and height < 600
+    assert width < 900
+    assert height < 600
     assert abs(width / height - 1.5) < 0.02
     assert _decoded(fit.data).size == (width, height)
     assert fit.quality >= QUALITY_FLOOR
@@ -100,7 +104,8 @@ def test_other_lossy_formats_fit(fmt: str) -> None:
     target = int(at_80 * 0.6)
     fit = fit_to_size(small, encoder, target, 80, True, Deadline(None))
 
-    assert fit.met and len(fit.data) <= target
+    assert fit.met
+    assert len(fit.data) <= target
     assert _decoded(fit.data).format == fmt.upper()
     assert fit.quality < 80
 
@@ -111,7 +116,8 @@ def test_lossless_png_only_scales() -> None:
     encoder = Counting("png")
     fit = fit_to_size(small, encoder, at_full // 3, 80, False, Deadline(None))
 
-    assert fit.met and len(fit.data) <= at_full // 3
+    assert fit.met
+    assert len(fit.data) <= at_full // 3
     assert fit.picture.size[0] < 300
     assert _decoded(fit.data).format == "PNG"
     assert {quality for _, quality, _ in encoder.calls} == {80}
@@ -120,7 +126,8 @@ def test_lossless_png_only_scales() -> None:
 def test_an_expired_deadline_returns_the_first_try(picture: Picture) -> None:
     deadline = Deadline(0.0)
     fit = fit_to_size(picture, Counting("jpeg"), 1000, 80, True, deadline)
-    assert fit.encodes == 1 and not fit.met
+    assert fit.encodes == 1
+    assert not fit.met
 
 
 def test_compress_reports_the_search() -> None:
@@ -132,4 +139,72 @@ def test_compress_reports_the_search() -> None:
     assert result.output_bytes <= target
     assert 1 <= result.iterations <= 6
     image = _decoded(result.data)
-    assert image.format == "JPEG" and image.size == (result.width, result.height)
+    assert image.format == "JPEG"
+    assert image.size == (result.width, result.height)
+
+
+@pytest.fixture(scope="module")
+def large() -> Picture:
+    # 4.6 MP: large enough to be estimated on a sample before any full-size encode.
+    return Picture((photo(2640, 1760, seed=11),))
+
+
+def test_a_sample_predicts_the_full_size_bytes(large: Picture) -> None:
+    from feather_core.target_size import _tiles
+
+    tiles = Picture((_tiles(large.first),))
+    assert tiles.size == (1024, 1024)
+    area = large.size[0] * large.size[1] / (1024 * 1024)
+    for fmt in ("webp", "jpeg"):
+        full = len(ENCODERS[fmt](large, 70, SETTINGS))
+        predicted = len(ENCODERS[fmt](tiles, 70, SETTINGS)) * area
+        assert 0.85 < predicted / full < 1.15, (fmt, predicted / full)
+
+
+@pytest.mark.parametrize("share", [0.5, 0.8, 1.3])
+def test_large_pictures_fit_in_few_full_size_encodes(large: Picture, share: float) -> None:
+    at_80 = len(ENCODERS["webp"](large, 80, SETTINGS))
+    target = int(at_80 * share)
+    encoder = Counting("webp")
+    fit = fit_to_size(large, encoder, target, 80, True, Deadline(None))
+
+    assert fit.met
+    assert len(fit.data) <= target
+    full_size = [call for call in encoder.calls if call[0] == large.size]
+    sampled = [call for call in encoder.calls if call[0] == (1024, 1024)]
+    assert len(sampled) == fit.estimate_encodes >= 1
+    assert 1 <= len(full_size) <= 2, encoder.calls
+    assert len(fit.data) >= GOOD_ENOUGH * target or fit.quality >= QUALITY_CEILING
+    assert _decoded(fit.data).size == large.size
+
+
+def test_large_pictures_scale_straight_away_when_the_sample_says_so(large: Picture) -> None:
+    at_floor = len(ENCODERS["webp"](large, QUALITY_FLOOR, SETTINGS))
+    encoder = Counting("webp")
+    fit = fit_to_size(large, encoder, at_floor // 3, 80, True, Deadline(None))
+
+    assert fit.met
+    assert fit.picture.size[0] < large.size[0]
+    assert not [call for call in encoder.calls if call[0] == large.size]  # never tried
+
+
+def test_metadata_is_not_multiplied_with_the_area(large: Picture) -> None:
+    from dataclasses import replace
+
+    tagged = replace(large, xmp=b"<x:xmpmeta>" + b" " * 60_000 + b"</x:xmpmeta>")
+    keep = EncodeSettings(effort=4, preview=False, progressive=False, keep_metadata=True)
+    full_size: list[int] = []
+
+    def encoder(picture: Picture, quality: int) -> bytes:
+        data = ENCODERS["webp"](picture, quality, keep)
+        if picture.size == large.size:
+            full_size.append(len(data))
+        return data
+
+    target = int(len(encoder(tagged, 60)) * 1.1)
+    full_size.clear()
+    fit = fit_to_size(tagged, encoder, target, 80, True, Deadline(None))
+    assert fit.met
+    assert fit.picture.size == large.size
+    # The 60 kB of XMP is counted once: the first full-size encode lands near the cap.
+    assert 0.75 <= full_size[0] / target <= 1.1, full_size
