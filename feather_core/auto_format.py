@@ -5,7 +5,7 @@ browser's ``Accept`` header lists (JPEG and PNG are always added, every browser 
 or None for a client that sends ``*/*`` or nothing (curl, scripts), which gets WebP, JPEG
 and PNG. AVIF is offered only to clients that list it, and even then ``auto`` does not
 encode it: at its default speed it costs about 11 times the CPU of a WebP encode for
-about 22 % fewer bytes at the same SSIMULACRA2 score (figures in ``docs/compression.md``),
+about 22 % fewer bytes at the same SSIMULACRA2 score (figures in the README, "Smaller files"),
 which a synchronous API cannot afford. An AVIF input the client accepts is still returned
 as it is when nothing else is smaller.
 
@@ -42,7 +42,7 @@ ANY_CLIENT = frozenset({"webp", "jpeg", "png"})
 # The largest width or height each output can hold (WebP: 14-bit sizes; JPEG: 16-bit).
 MAX_SIDE: dict[str, int] = {"webp": 16_383, "jpeg": 65_535, "png": 2**31 - 1, "avif": 65_536}
 
-# Classification thresholds, calibrated on the corpus (docs/compression.md): photos have at
+# Classification thresholds, calibrated on the corpus (the README, "Smaller files"): photos have at
 # most 32 % of pixels equal to their right-hand neighbour (most under 20 %), screenshots
 # and drawings 60 % or more.
 PHOTO_MAX_FLAT = 0.35

@@ -2,7 +2,7 @@
 
 The computation is libjxl's (``tools/ssimulacra2.cc``), done by the C extension
 ``feather_core/_ssimulacra2.c``; its scores match libjxl's ``ssimulacra2`` tool
-(see ``docs/compression.md`` for the measured agreement). Scale: 100 is identical,
+(see the README's "Smaller files" section for the measured agreement). Scale: 100 is identical,
 90 cannot be told apart at 1:1, 70 is high quality, 50 medium, 30 low.
 
 A reference is prepared once and compared with several candidates, so a quality

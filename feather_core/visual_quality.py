@@ -154,7 +154,7 @@ DEADLINE_MARGIN = 0.25
 # (their coarse scales see less) and their worst one lower, so the estimate is the middle
 # of their mean and their minimum. The search aims SAMPLE_MARGIN above the floor and
 # reports the estimate less the margin, which on the corpus's 12 bench photos (2-24 MP)
-# was within -3.9 / +2.6 of the full-size score (docs/compression.md).
+# was within -3.9 / +2.6 of the full-size score (the README's "Smaller files" section).
 VERIFY_PIXELS = 1_500_000
 CROP = 512
 BLOCK = 16

@@ -199,9 +199,9 @@ FIELDS: tuple[Field, ...] = (
     Field("format", "choice", "FluxImage output format.", dialects=ONLY_FLUX,
           choices=FLUX_FORMATS, aliases={"jpeg": "jpg"}, default=FLUX_DEFAULT_FORMAT,
           cli=None),
-    Field("quality", "quality", "Encoder quality (PNG: palette quality; 100 is lossless), or "
-          "auto: the lowest quality that still looks the same (auto:high, auto = auto:good, "
-          "auto:eco).", dialects=ONLY_FEATHER, range=core.QUALITY,
+    Field("quality", "quality", "Encoder quality (PNG below 100 is a dithered palette, 100 is "
+          "lossless), or auto: the lowest quality that still looks the same (auto:high, "
+          "auto = auto:good, auto:eco).", dialects=ONLY_FEATHER, range=core.QUALITY,
           choices=tuple(core.AUTO_NAMES), default=core.DEFAULT_QUALITY,
           cli=Cli(flags=("-q",), metavar="1..100|auto[:LEVEL]")),
     Field("quality", "quality", "Encoder quality of WebP, AVIF and JPEG (PNG is lossless), or "
@@ -395,6 +395,8 @@ def compress_options(values: Mapping[str, Any], dialect: str, *, convert: bool =
         quality=default("quality", dialect) if level else quality,
         quality_level=level,
         accept=accept,
+        # FluxImage's document: "PNG uses lossless compression regardless of this value".
+        lossless=dialect == FLUX and output_format == "png",
         max_width=values.get("maxWidth"),
         max_height=values.get("maxHeight"),
         strip_metadata=values.get("stripMetadata", True),

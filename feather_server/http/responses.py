@@ -11,12 +11,16 @@ from feather_server.filenames import content_disposition
 from feather_server.http.uploads import Upload
 
 
-def _reported_quality(result: CompressResult, options: CompressOptions) -> int:
+def _reported_quality(result: CompressResult, options: CompressOptions) -> str:
     if result.quality is not None:
-        return result.quality
-    # PNG is lossless: its output quality is 100 whatever was asked. A file returned
-    # unchanged keeps its own quality, which is not re-measured; the asked one is shown.
-    return 100 if result.format.name == "png" else options.quality
+        return str(result.quality)
+    if result.unchanged:
+        # A file returned as it came keeps its own quality, which is not re-measured: a
+        # PNG is lossless, anything else shows the asked quality.
+        return "100" if result.format.name == "png" else str(options.quality)
+    if options.quality_level is not None:
+        return f"auto:{options.quality_level}"  # its score is in X-Output-Score
+    return str(options.quality)
 
 
 def accepted_image_types(req: Request) -> frozenset[str] | None:
@@ -41,7 +45,7 @@ def image_response(upload: Upload, result: CompressResult, options: CompressOpti
         f"{upload.stem}-compressed.{result.format.extension}")
     headers["X-Original-Bytes"] = str(result.original_bytes)
     headers["X-Output-Bytes"] = str(result.output_bytes)
-    headers["X-Output-Quality"] = str(_reported_quality(result, options))
+    headers["X-Output-Quality"] = _reported_quality(result, options)
     headers["X-Output-Width"] = str(result.width)
     headers["X-Output-Height"] = str(result.height)
     headers["X-Output-Format"] = result.format.name
