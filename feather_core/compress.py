@@ -8,7 +8,15 @@ from feather_core import pipeline
 from feather_core.deadline import Deadline
 from feather_core.decode import Source, decode, open_source
 from feather_core.encode import ENCODERS, LOSSY, EncodeSettings
-from feather_core.formats import FORMATS, Format, choose_auto_format, output_format
+from feather_core.errors import OutputTooLarge
+from feather_core.formats import (
+    FORMATS,
+    OUTPUT_NAMES,
+    Format,
+    can_hold,
+    choose_auto_format,
+    output_format,
+)
 from feather_core.jpeg_quality import size_anchor
 from feather_core.metadata import jpeg_metadata_bytes, strip_metadata
 from feather_core.options import CompressOptions, Limits
@@ -44,11 +52,59 @@ class CompressResult:
         return self.original_bytes / max(1, len(self.data))
 
 
-def resolve_output(options: CompressOptions, source: Source) -> Format:
-    """The output format: the asked one, or the ``auto`` rule's choice."""
+def planned_size(options: CompressOptions, source: Source) -> tuple[int, int]:
+    """The output size the options ask for, known before decoding.
+
+    Crops, right-angle rotations and maxWidth/maxHeight are counted; a free rotation
+    grows the canvas by an amount only the rotation itself knows, so the size is
+    checked again after the pipeline (``compress`` does).
+    """
+    width, height = source.size
+    edits = options.edits
+    if edits.crop is not None:
+        rect = edits.crop
+        width = max(1, min(width - rect.x, rect.width))
+        height = max(1, min(height - rect.y, rect.height))
+    if edits.rotate % 180 == 90:
+        width, height = height, width
+    return fit_within((width, height), options.max_width, options.max_height)
+
+
+def resolve_output(options: CompressOptions, source: Source,
+                   size: tuple[int, int] | None = None) -> Format:
+    """The output format: the asked one, or the ``auto`` rule's choice, for ``size``.
+
+    ``size`` (default: ``planned_size``) must fit the format: an asked format that
+    cannot hold it raises ``OutputTooLarge``; ``auto`` falls back to one that can.
+    """
+    width, height = size or planned_size(options, source)
     if options.output_format != "auto":
-        return output_format(options.output_format)
-    return output_format(choose_auto_format(source.format, source.has_alpha, source.animated))
+        fmt = output_format(options.output_format)
+        if not can_hold(fmt, width, height):
+            raise _too_large(fmt, width, height)
+        return fmt
+    choice = output_format(choose_auto_format(source.format, source.has_alpha, source.animated))
+    if can_hold(choice, width, height):
+        return choice
+    # Too big for the rule's pick (WebP stops at 16383 a side): JPEG for opaque photos,
+    # PNG for graphics, transparency and animations (its first frame), or when JPEG
+    # cannot hold the size either.
+    graphic = source.has_alpha or source.animated or source.format in _GRAPHIC_SOURCES
+    for name in ("png",) if graphic else ("jpeg", "png"):
+        fallback = output_format(name)
+        if can_hold(fallback, width, height):
+            return fallback
+    raise _too_large(choice, width, height)
+
+
+_GRAPHIC_SOURCES = frozenset({"png", "gif", "svg", "bmp"})
+
+
+def _too_large(fmt: Format, width: int, height: int) -> OutputTooLarge:
+    assert fmt.max_side is not None
+    alternatives = {name: output_format(name).max_side for name in OUTPUT_NAMES
+                    if name != fmt.name and can_hold(output_format(name), width, height)}
+    return OutputTooLarge(fmt.name, width, height, fmt.max_side, alternatives)
 
 
 def _shrink_hint(options: CompressOptions, source: Source) -> tuple[int, int] | None:
@@ -91,6 +147,9 @@ def compress(data: bytes, options: CompressOptions, limits: Limits | None = None
     picture = pipeline.run(picture, job, deadline)
     resized = picture.resized
     deadline.check()
+    if not can_hold(out, *picture.size):
+        # A free rotation grew the canvas past what the format holds.
+        out = resolve_output(options, source, picture.size)
 
     encoder = ENCODERS[out.name]
 
