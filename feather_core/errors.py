@@ -58,6 +58,7 @@ class OutputTooLarge(TooManyPixels):
         self.width = width
         self.height = height
         self.max_side = max_side
+        self.alternatives = dict(alternatives)
         field = "maxWidth" if width >= height else "maxHeight"
         # PNG's limit (2^31 - 1) is no news to anyone: named without a number.
         others = ", ".join(
@@ -73,6 +74,11 @@ class OutputTooLarge(TooManyPixels):
             field: f"must be at most {max_side} for {format_name} output",
         }
         super().__init__(message, details)
+
+    def __reduce__(self) -> tuple[type[OutputTooLarge], tuple[object, ...]]:
+        # Rebuilt from its fields when it crosses a process boundary (job runners).
+        return (type(self), (self.format_name, self.width, self.height, self.max_side,
+                             self.alternatives))
 
 
 class ProcessingTimeout(FeatherError):
