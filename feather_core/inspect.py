@@ -107,7 +107,9 @@ def _animation_timing(image: Image.Image, frames: int) -> tuple[int | None, int 
             total += int(image.info.get("duration", 0) or 0)
         image.seek(0)
         loop = int(image.info.get("loop", 0) or 0)
-    except (OSError, ValueError, EOFError, SyntaxError):
+    except MemoryError:
+        raise
+    except Exception:  # noqa: BLE001 - a broken frame (any exception) leaves the timing unknown
         return None, None
     return loop, total
 
