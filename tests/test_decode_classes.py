@@ -268,3 +268,13 @@ def test_an_asked_format_that_cannot_hold_the_size_is_refused(name: str) -> None
     assert f"maxHeight={limit}" in caught.value.message
     auto = resolve_output(CompressOptions(), source, (1, limit + 1))
     assert auto.name == "png"
+
+
+def test_heic_whose_ispe_lies_is_refused(client: FlaskClient) -> None:
+    # libheif compares ispe with what it decodes; its refusal must be a 422 too.
+    data = bytearray(encode(photo(64, 48), "HEIF"))
+    at = data.find(b"ispe")
+    data[at + 8 : at + 16] = struct.pack(">II", 16, 12)
+    r = post_image(client, bytes(data), "lie.heic")
+    assert r.status_code == 422
+    assert r.json["error"]["code"] == "INVALID_IMAGE"
