@@ -30,7 +30,7 @@ import io
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -317,19 +317,37 @@ def image_files(folder: Path, subdirs: Sequence[str] = ()) -> list[Path]:
                   and not p.name.startswith("."))
 
 
-def _compare_job(args: tuple[Path, Path, list[Known]]) -> Comparison:
+_Job = tuple[Path, Path, list[Known]]
+
+
+def _compare_job(args: _Job) -> Comparison:
     return compare_file(*args)
 
 
-def run(folder: Path, files: Sequence[Path], known: Sequence[Known], jobs: int = 1) -> Report:
+def run(folder: Path, files: Sequence[Path], known: Sequence[Known], jobs: int = 1,
+        progress: bool = False) -> Report:
     """Compare every file; with ``jobs`` > 1, in that many processes."""
     work = [(path, folder, list(known)) for path in files]
-    if jobs > 1:
-        with ProcessPoolExecutor(jobs) as pool:
-            comparisons = list(pool.map(_compare_job, work, chunksize=4))
-    else:
-        comparisons = [_compare_job(w) for w in work]
+    comparisons: list[Comparison] = []
+    with ProcessPoolExecutor(jobs) if jobs > 1 else _InProcess() as pool:
+        for comparison in pool.map(_compare_job, work):
+            comparisons.append(comparison)
+            if progress and len(comparisons) % 50 == 0:
+                print(f"  {len(comparisons)}/{len(work)} compared", file=sys.stderr, flush=True)
     return Report(comparisons)
+
+
+class _InProcess:
+    """The part of an executor ``run`` uses, without processes (for tests and debugging)."""
+
+    def __enter__(self) -> _InProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def map(self, fn: Callable[[_Job], Comparison], items: Iterable[_Job]) -> Iterator[Comparison]:
+        return map(fn, items)
 
 
 def print_report(report: Report, out: io.TextIOBase | None = None, verbose: bool = False) -> None:
@@ -369,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true", help="list explained differences too")
     args = parser.parse_args(argv)
     files = image_files(args.folder, args.subdirs)
-    report = run(args.folder, files, load_known(args.known), args.jobs)
+    report = run(args.folder, files, load_known(args.known), args.jobs, progress=True)
     print_report(report, verbose=args.verbose)
     ok = not report.unexplained
     print("differential check " + ("passed" if ok else "FAILED"))
