@@ -278,3 +278,11 @@ def test_heic_whose_ispe_lies_is_refused(client: FlaskClient) -> None:
     r = post_image(client, bytes(data), "lie.heic")
     assert r.status_code == 422
     assert r.json["error"]["code"] == "INVALID_IMAGE"
+
+
+def test_info_of_an_oriented_tiff_tells_stored_and_upright_sizes() -> None:
+    from feather_core.inspect import inspect_image
+
+    info = inspect_image(_oriented_tiff(marked(300, 200), 6))
+    assert (info.width, info.height) == (300, 200)
+    assert (info.stored_width, info.stored_height, info.orientation) == (200, 300, 6)
