@@ -33,6 +33,10 @@ def gif_frames(data: bytes, max_frames: int, max_pixels: int) -> int:
     if len(data) < 13 or data[:6] not in (b"GIF87a", b"GIF89a"):
         return 1
     flags = data[10]
+    # A frame placed past the logical screen grows the canvas (Pillow grows the image to
+    # hold it), and every frame is decoded at that canvas: its size is capped too.
+    right = int.from_bytes(data[6:8], "little")
+    bottom = int.from_bytes(data[8:10], "little")
     pos = 13
     if flags & 0x80:
         pos += 3 << ((flags & 7) + 1)
@@ -44,14 +48,17 @@ def gif_frames(data: bytes, max_frames: int, max_pixels: int) -> int:
         if block == 0x2C:  # image descriptor
             if pos + 10 > end:
                 break
+            left = int.from_bytes(data[pos + 1 : pos + 3], "little")
+            top = int.from_bytes(data[pos + 3 : pos + 5], "little")
             width = int.from_bytes(data[pos + 5 : pos + 7], "little")
             height = int.from_bytes(data[pos + 7 : pos + 9], "little")
             local = data[pos + 9]
             frames += 1
             pixels += width * height
+            right, bottom = max(right, left + width), max(bottom, top + height)
             if frames > max_frames:
                 raise TooManyPixels(f"The animation has more than {max_frames:,} frames")
-            if pixels > max_pixels:
+            if pixels > max_pixels or right * bottom > max_pixels:
                 raise TooManyPixels(
                     f"The image has more than {max_pixels:,} pixels (all frames counted)")
             pos += 10

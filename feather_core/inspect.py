@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from PIL import Image, ImageCms
 
 from feather_core.decode import open_source
+from feather_core.errors import TooManyPixels
 from feather_core.formats import FORMATS
 from feather_core.options import Limits
 
@@ -107,6 +108,8 @@ def _animation_timing(image: Image.Image, frames: int) -> tuple[int | None, int 
             total += int(image.info.get("duration", 0) or 0)
         image.seek(0)
         loop = int(image.info.get("loop", 0) or 0)
+    except Image.DecompressionBombError as exc:
+        raise TooManyPixels(str(exc)) from exc
     except MemoryError:
         raise
     except Exception:  # noqa: BLE001 - a broken frame (any exception) leaves the timing unknown

@@ -286,3 +286,23 @@ def test_info_of_an_oriented_tiff_tells_stored_and_upright_sizes() -> None:
     info = inspect_image(_oriented_tiff(marked(300, 200), 6))
     assert (info.width, info.height) == (300, 200)
     assert (info.stored_width, info.stored_height, info.orientation) == (200, 300, 6)
+
+
+def test_gif_frame_placed_far_off_the_screen_is_counted_at_the_canvas_it_grows() -> None:
+    # Pillow grows the image to hold a frame placed past the logical screen; a tiny
+    # frame at (60000, 60000) would make a 3.6-gigapixel canvas on the second frame.
+    from feather_core.errors import TooManyPixels
+    from feather_core.inspect import inspect_image
+
+    frames = [Image.new("RGB", (10, 10), c) for c in ("red", "blue")]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:], duration=50)
+    data = bytearray(buffer.getvalue())
+    descriptors = [i for i in range(13, len(data) - 9) if data[i] == 0x2C
+                   and data[i + 5 : i + 9] == struct.pack("<HH", 10, 10)]
+    assert len(descriptors) == 2
+    data[descriptors[1] + 1 : descriptors[1] + 5] = struct.pack("<HH", 60000, 60000)
+    with pytest.raises(TooManyPixels):
+        inspect_image(bytes(data))
+    with pytest.raises(TooManyPixels):
+        compress(bytes(data), CompressOptions(output_format="webp"))
