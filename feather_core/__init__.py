@@ -28,6 +28,6 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 
 __all__ = [
     "CompressOptions", "CompressResult", "Crop", "Edits", "FeatherError", "InvalidImage",
-    "InvalidOptions", "Limits", "OutputTooLarge", "ProcessingFailed", "ProcessingTimeout", "TooManyPixels",
-    "UnsupportedFormat", "Watermark", "__version__", "compress",
+    "InvalidOptions", "Limits", "OutputTooLarge", "ProcessingFailed", "ProcessingTimeout",
+    "TooManyPixels", "UnsupportedFormat", "Watermark", "__version__", "compress",
 ]
