@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFile
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -56,7 +56,7 @@ SKIPPED_SUFFIXES = {".md", ".txt", ".json", ".js", ".html", ".icc", ".icm", ".py
                     ".pdf", ".xml", ".css"}
 MAX_PIXELS = Limits().max_pixels
 KINDS = ("dimensions", "orientation", "alpha", "pixels", "frames", "feather-refuses",
-         "reference-refuses")
+         "reference-refuses", "error")
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,17 @@ def feather_side(data: bytes) -> Side:
     except FeatherError as exc:
         return Side(error=f"{exc.code}: {exc.message}", too_large=exc.code == "TOO_MANY_PIXELS")
     image = Image.open(io.BytesIO(result.data))
-    image.load()
+    try:
+        image.load()
+    except OSError:
+        # Returned as it came in (re-encoding would not shrink it), with a cut-off chunk
+        # after the pixels; Feather read the pixels whole, so read them the same way.
+        ImageFile.LOAD_TRUNCATED_IMAGES = True
+        try:
+            image = Image.open(io.BytesIO(result.data))
+            image.load()
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = False
     return Side(image=image, frames=info.frames)
 
 
@@ -296,7 +306,10 @@ def compare_file(path: Path, root: Path, known: Sequence[Known] = ()) -> Compari
         # Not an image format Feather reads: refusing it is policy, not a decoding fault.
         return Comparison(relative, "-", "-", seconds=time.monotonic() - started)
     reference = reference_name(fmt)
-    differences, diff = compare_sides(feather_side(data), reference_side(data, fmt), fmt)
+    try:
+        differences, diff = compare_sides(feather_side(data), reference_side(data, fmt), fmt)
+    except Exception as exc:  # noqa: BLE001 - one file that breaks the check must not end the run
+        differences, diff = [("error", f"{type(exc).__name__}: {exc}"[:120])], None
     explained = tuple(_explain(relative, kind, known) for kind, _ in differences)
     return Comparison(relative, fmt, reference, tuple(differences), explained, diff,
                       time.monotonic() - started)
