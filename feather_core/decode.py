@@ -12,7 +12,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Literal
 
-from PIL import Image, ImageCms
+from PIL import Image, ImageCms, ImageMath
 
 from feather_core import svg
 from feather_core.deadline import Deadline
@@ -213,6 +213,15 @@ def _count_frames(image: Image.Image, fmt: str, limits: Limits) -> int:
 
 
 def _orientation(image: Image.Image) -> int:
+    if image.format == "PNG" and "exif" not in image.info:
+        # Pillow looks for an eXIf chunk after the pixels by decoding them; a failure
+        # there is broken image data (it would otherwise pass silently, half decoded).
+        try:
+            image.load()
+        except MemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any exception of the decoder on bad bytes
+            raise InvalidImage("The PNG data is broken or truncated") from exc
     try:
         value = image.getexif().get(_ORIENTATION_TAG, 1)
     except Exception:  # noqa: BLE001 - broken EXIF must not sink an image that decodes
@@ -334,7 +343,15 @@ def _normalise(image: Image.Image, icc: bytes | None) -> tuple[Image.Image, byte
         converted = image.convert("RGBA" if has_alpha else "RGB")
         return _drop_opaque_alpha(converted), icc
     if mode.startswith("I;16") or mode in ("I", "F"):
-        return _wide_gray_to_l(image), icc
+        grey = _wide_gray_to_l(image)
+        key = image.info.get("transparency")
+        if isinstance(key, int):  # a 16-bit tRNS colour key: transparency, kept as alpha
+            keyed = ImageMath.lambda_eval(lambda a: a["equal"](a["image"], key),
+                                          image=image.convert("I"))
+            assert isinstance(keyed, Image.Image)
+            grey.putalpha(keyed.convert("L").point(lambda v: 0 if v else 255))
+            return _drop_opaque_alpha(grey), icc
+        return grey, icc
     if mode == "RGBa":
         return image.convert("RGBA"), icc
     if mode == "La":

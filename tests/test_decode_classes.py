@@ -18,7 +18,7 @@ from PIL import Image, ImageCms
 from feather_core import CompressOptions, compress
 from feather_core.compress import resolve_output
 from feather_core.decode import Source, open_source
-from feather_core.errors import OutputTooLarge
+from feather_core.errors import InvalidImage, OutputTooLarge
 from feather_core.formats import FORMATS, can_hold
 from feather_core.isobmff import av1_size_mismatches, ispe_sizes, merge_property_associations
 from feather_core.options import Limits
@@ -306,3 +306,33 @@ def test_gif_frame_placed_far_off_the_screen_is_counted_at_the_canvas_it_grows()
         inspect_image(bytes(data))
     with pytest.raises(TooManyPixels):
         compress(bytes(data), CompressOptions(output_format="webp"))
+
+
+def test_png_whose_pixel_data_breaks_is_refused_not_half_decoded() -> None:
+    # Pillow decodes a PNG's pixels while looking for EXIF after them; a failure there
+    # was swallowed with the EXIF, and a half-decoded picture came out as a 200.
+    data = bytearray(encode(photo(64, 48), "PNG", compress_level=1))
+    idat = data.index(b"IDAT")
+    length = int.from_bytes(data[idat - 4 : idat], "big")
+    for offset in range(length // 2, length - 8):
+        data[idat + 4 + offset] ^= 0x5A
+    import zlib
+
+    data[idat + 4 + length : idat + 8 + length] = struct.pack(
+        ">I", zlib.crc32(bytes(data[idat : idat + 4 + length])))
+    with pytest.raises(InvalidImage):
+        compress(bytes(data), CompressOptions(output_format="png"))
+
+
+def test_16_bit_grey_png_keeps_its_transparent_colour_key() -> None:
+    import numpy as np
+
+    values = np.full((10, 20), 40000, dtype="<u2")
+    values[:, :10] = 1234
+    grey = Image.frombytes("I;16", (20, 10), values.tobytes())
+    buffer = io.BytesIO()
+    grey.save(buffer, "PNG", transparency=1234)
+    out = open_image(compress(buffer.getvalue(), CompressOptions(output_format="png")).data)
+    assert out.mode == "LA"
+    assert pixel(out, 5, 5)[3] == 0 and pixel(out, 15, 5)[3] == 255
+    assert close(pixel(out, 15, 5)[:1], (round(40000 / 257),), 1)

@@ -213,15 +213,22 @@ def _libvips(data: bytes, fmt: str) -> Side:
         image = image.cast("uchar") if image.max() <= 255 else (image >> 8).cast("uchar")
     if image.format != "uchar":
         image = image.cast("uchar")
-    array = np.asarray(image.numpy(), dtype=np.uint8)
-    if array.ndim == 3 and array.shape[2] == 1:
+    # numpy() drops axes of length 1 (a 1-pixel row or column): shape it back.
+    array = np.asarray(image.numpy(), dtype=np.uint8).reshape(
+        image.height, image.width, image.bands)[:, :, :4]
+    bands = array.shape[2]
+    if bands == 1:
         array = array[:, :, 0]
-    elif array.ndim == 3 and array.shape[2] > 4:
-        array = array[:, :, :4]
-    bands = 1 if array.ndim == 2 else array.shape[2]
     mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[bands]
     return Side(image=Image.fromarray(np.ascontiguousarray(array), mode),
                 frames=int(pages) if fmt in ("gif", "webp") else None)
+
+
+def _with_transparency(image: Image.Image) -> Image.Image:
+    # A palette or colour-keyed (tRNS) image keeps its transparency in ``info``.
+    if image.mode in ("P", "PA") or "transparency" in image.info:
+        return image.convert("RGBA")
+    return image
 
 
 def _premultiplied(image: Image.Image) -> np.ndarray:
@@ -268,7 +275,7 @@ def compare_sides(feather: Side, reference: Side, fmt: str) -> tuple[
         if reference.too_large:
             return [], None
         return [("reference-refuses", reference.error)], None
-    ours, theirs = feather.image, reference.image
+    ours, theirs = _with_transparency(feather.image), _with_transparency(reference.image)
     differences: list[tuple[str, str]] = []
     if fmt in ("gif", "webp") and feather.frames and reference.frames \
             and feather.frames != reference.frames:
