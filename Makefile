@@ -94,7 +94,7 @@ bench: deps bench-tools $(PEER)/node_modules/.package-lock.json ## Speed bench b
 	$(PY) -m bench $(if $(BENCH_IMAGES),--images "$(BENCH_IMAGES)") $(BENCH_ARGS)
 
 CORPUS ?= ../shared/corpus
-corpus-check: deps ## Send every file of CORPUS (pillow-tests/, sharp-fixtures/) to a real gunicorn; fail on 5xx
+corpus-check: deps ## Send every file of CORPUS (pillow-tests/, sharp-fixtures/; CORPUS_ARGS=--subdirs for all) to a real gunicorn, fail on 5xx; then compare decodes with libvips/pillow-heif and print the mismatches
 	$(PY) tools/corpus_check.py $(CORPUS) $(CORPUS_ARGS)
 
 FUZZ_SECONDS ?= 120

@@ -13,6 +13,7 @@ from feather_core.errors import (
     FeatherError,
     InvalidImage,
     InvalidOptions,
+    OutputTooLarge,
     ProcessingFailed,
     ProcessingTimeout,
     TooManyPixels,
@@ -27,6 +28,6 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 
 __all__ = [
     "CompressOptions", "CompressResult", "Crop", "Edits", "FeatherError", "InvalidImage",
-    "InvalidOptions", "Limits", "ProcessingFailed", "ProcessingTimeout", "TooManyPixels",
-    "UnsupportedFormat", "Watermark", "__version__", "compress",
+    "InvalidOptions", "Limits", "OutputTooLarge", "ProcessingFailed", "ProcessingTimeout",
+    "TooManyPixels", "UnsupportedFormat", "Watermark", "__version__", "compress",
 ]

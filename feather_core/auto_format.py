@@ -32,15 +32,13 @@ from PIL import Image, ImageChops
 
 from feather_core.decode import Source
 from feather_core.encode import EncodeSettings, _metadata, _save
-from feather_core.formats import FORMATS, Format
+from feather_core.formats import FORMATS, OUTPUT_NAMES, Format, can_hold
 from feather_core.picture import Picture
 
 # Every browser shows these, whatever its Accept header says.
 ALWAYS_SHOWN = frozenset({"jpeg", "png"})
 # What a client gets that accepts anything (curl's */*).
 ANY_CLIENT = frozenset({"webp", "jpeg", "png"})
-# The largest width or height each output can hold (WebP: 14-bit sizes; JPEG: 16-bit).
-MAX_SIDE: dict[str, int] = {"webp": 16_383, "jpeg": 65_535, "png": 2**31 - 1, "avif": 65_536}
 
 # Classification thresholds, calibrated on the corpus (the README, "Smaller files"): photos have at
 # most 32 % of pixels equal to their right-hand neighbour (most under 20 %), screenshots
@@ -83,15 +81,15 @@ def shown_formats(accept: frozenset[str] | None, source_format: str | None = Non
     when the input is returned unchanged, hence ``source_format``).
     """
     if accept is None:
-        own = {source_format} if source_format in MAX_SIDE else set()
+        own = {source_format} if source_format in OUTPUT_NAMES else set()
         return ANY_CLIENT | own
     listed = {f.name for f in FORMATS.values() if f.writable and f.mime in accept}
     return frozenset(listed) | ALWAYS_SHOWN
 
 
 def fits(name: str, size: tuple[int, int]) -> bool:
-    """Whether format ``name`` can hold a picture of ``size``."""
-    return max(size) <= MAX_SIDE.get(name, 0)
+    """Whether format ``name`` can hold a picture of ``size`` (WebP stops at 16383 a side)."""
+    return name in OUTPUT_NAMES and can_hold(FORMATS[name], *size)
 
 
 def provisional(source: Source, accept: frozenset[str] | None) -> Format:
@@ -177,7 +175,7 @@ def encode_webp_lossless(picture: Picture, settings: EncodeSettings) -> bytes:
     method = 0 if settings.preview else min(settings.effort, 6)
     # For lossless WebP, ``quality`` is the effort spent on compression, not fidelity.
     params: dict[str, Any] = {"lossless": True, "quality": 0 if settings.preview else 80,
-                              "method": method, **_metadata(picture, settings)}
+                              "method": method, **_metadata(picture, settings, "WEBP")}
     frame = picture.first
     if picture.animated:
         params.update(save_all=True, append_images=list(picture.frames[1:]),

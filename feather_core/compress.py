@@ -10,7 +10,8 @@ from feather_core.auto_format import Candidate
 from feather_core.deadline import Deadline
 from feather_core.decode import Source, decode, open_source
 from feather_core.encode import ENCODERS, LOSSY, EncodeSettings
-from feather_core.formats import FORMATS, Format, output_format
+from feather_core.errors import OutputTooLarge
+from feather_core.formats import FORMATS, OUTPUT_NAMES, Format, can_hold, output_format
 from feather_core.jpeg_quality import size_anchor
 from feather_core.jpeg_upright import upright_jpeg
 from feather_core.metadata import jpeg_metadata_bytes, strip_metadata
@@ -51,15 +52,47 @@ class CompressResult:
         return self.original_bytes / max(1, len(self.data))
 
 
-def resolve_output(options: CompressOptions, source: Source) -> Format:
+def planned_size(options: CompressOptions, source: Source) -> tuple[int, int]:
+    """The output size the options ask for, known before decoding.
+
+    Crops, right-angle rotations and maxWidth/maxHeight are counted; a free rotation
+    grows the canvas by an amount only the rotation itself knows, so the size is
+    checked again after the pipeline (``compress`` does).
+    """
+    width, height = source.size
+    edits = options.edits
+    if edits.crop is not None:
+        rect = edits.crop
+        width = max(1, min(width - rect.x, rect.width))
+        height = max(1, min(height - rect.y, rect.height))
+    if edits.rotate % 180 == 90:
+        width, height = height, width
+    return fit_within((width, height), options.max_width, options.max_height)
+
+
+def resolve_output(options: CompressOptions, source: Source,
+                   size: tuple[int, int] | None = None) -> Format:
     """The output format: the asked one, or for ``auto`` the one the pipeline works towards.
 
-    With ``auto`` the final format is chosen once the pixels are seen
-    (``feather_core.auto_format``); ``CompressResult.format`` says which it was.
+    An asked format that cannot hold ``size`` (default: ``planned_size``) raises
+    ``OutputTooLarge``, naming the limit and how to get under it. With ``auto`` the final
+    format is chosen once the pixels are seen (``feather_core.auto_format``), among those
+    that can hold them; ``CompressResult.format`` says which it was.
     """
     if options.output_format != "auto":
-        return output_format(options.output_format)
+        fmt = output_format(options.output_format)
+        width, height = size or planned_size(options, source)
+        if not can_hold(fmt, width, height):
+            raise _too_large(fmt, width, height)
+        return fmt
     return auto_format.provisional(source, options.accept)
+
+
+def _too_large(fmt: Format, width: int, height: int) -> OutputTooLarge:
+    assert fmt.max_side is not None
+    alternatives = {name: output_format(name).max_side for name in OUTPUT_NAMES
+                    if name != fmt.name and can_hold(output_format(name), width, height)}
+    return OutputTooLarge(fmt.name, width, height, fmt.max_side, alternatives)
 
 
 def _shrink_hint(options: CompressOptions, source: Source) -> tuple[int, int] | None:
@@ -116,6 +149,9 @@ def compress(data: bytes, options: CompressOptions, limits: Limits | None = None
     picture = pipeline.run(picture, job, deadline)
     resized = picture.resized
     deadline.check()
+    if not can_hold(out, *picture.size):
+        # A free rotation grew the canvas past what the format holds.
+        out = resolve_output(options, source, picture.size)
 
     if options.output_format == "auto":
         content = auto_format.classify(picture.first)

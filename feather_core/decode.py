@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import io
 import re
-import struct
 import warnings
 from dataclasses import dataclass
+from typing import Literal
 
-from PIL import Image, ImageCms, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageMath
 
 from feather_core import svg
 from feather_core.deadline import Deadline
-from feather_core.errors import InvalidImage, TooManyPixels
+from feather_core.errors import FeatherError, InvalidImage, TooManyPixels
 from feather_core.formats import FORMATS
 from feather_core.frames import gif_frames
+from feather_core.isobmff import av1_size_mismatches, merge_property_associations
+from feather_core.metadata import iptc_from_png_text
 from feather_core.options import Limits
 from feather_core.picture import Picture
 from feather_core.sniff import declared_size, sniff_format
@@ -32,7 +34,7 @@ _ORIENTATION_TAG = 0x0112
 _registered_heif = False
 
 
-def _register_heif() -> None:
+def register_heif() -> None:
     # Registered lazily so importing feather_core stays cheap for the CLI's --help.
     global _registered_heif
     if not _registered_heif:
@@ -50,16 +52,31 @@ class Source:
     image: Image.Image
     frame_count: int
     orientation: int
+    # Pillow's TIFF plugin turns the pixels upright itself while loading (and already
+    # reports the upright size): the orientation is then a fact, not a step to do.
+    oriented_by_decoder: bool = False
+    # "cielab" or "icclab" when the pixels are Lab read as RGB bytes (16-bit and
+    # ICC-Lab TIFFs, which Pillow has no mode for); converted to sRGB when decoded.
+    lab: str | None = None
 
     @property
     def stored_size(self) -> tuple[int, int]:
-        return self.image.size
+        w, h = self.image.size
+        swapped = self.oriented_by_decoder and self.orientation in (5, 6, 7, 8)
+        return (h, w) if swapped else (w, h)
 
     @property
     def size(self) -> tuple[int, int]:
         """Width and height after EXIF orientation."""
         w, h = self.image.size
+        if self.oriented_by_decoder:
+            return w, h
         return (h, w) if self.orientation in (5, 6, 7, 8) else (w, h)
+
+    @property
+    def pending_orientation(self) -> int:
+        """The EXIF orientation the pipeline still has to apply (1 when none)."""
+        return 1 if self.oriented_by_decoder else self.orientation
 
     @property
     def animated(self) -> bool:
@@ -77,6 +94,8 @@ def open_source(data: bytes, limits: Limits, deadline: Deadline | None = None) -
     Raises ``UnsupportedFormat``, ``InvalidImage`` or ``TooManyPixels``.
     """
     fmt = sniff_format(data)
+    if fmt == "avif":
+        data = _checked_avif(data)
     declared = declared_size(fmt, data)
     if declared is not None and declared[0] * declared[1] > limits.max_pixels:
         raise TooManyPixels(_too_many(limits))
@@ -89,16 +108,17 @@ def open_source(data: bytes, limits: Limits, deadline: Deadline | None = None) -
     else:
         pillow_id = FORMATS[fmt].pillow_id
         if pillow_id == "HEIF":
-            _register_heif()
+            register_heif()
     assert pillow_id is not None
+    lab = None
     try:
-        image = Image.open(io.BytesIO(data), formats=[pillow_id])
-    except Image.DecompressionBombError as exc:
-        raise TooManyPixels(_too_many(limits)) from exc
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise InvalidImage(f"The file could not be decoded as {fmt.upper()}") from exc
-    except Exception as exc:
-        raise InvalidImage(f"The file could not be decoded as {fmt.upper()}") from exc
+        image = _open(data, pillow_id, fmt, limits)
+    except InvalidImage:
+        relabelled = _lab_tiff_as_rgb(data) if fmt == "tiff" else None
+        if relabelled is None:
+            raise
+        data, lab = relabelled
+        image = _open(data, pillow_id, fmt, limits)
 
     width, height = image.size
     if width < 1 or height < 1:
@@ -108,7 +128,66 @@ def open_source(data: bytes, limits: Limits, deadline: Deadline | None = None) -
     frames = counted or _count_frames(image, fmt, limits)
     if width * height * frames > limits.max_pixels:
         raise TooManyPixels(_too_many(limits))
-    return Source(fmt, image, frames, _orientation(image))
+    return Source(fmt, image, frames, _orientation(image),
+                  oriented_by_decoder=fmt == "tiff", lab=lab)
+
+
+def _open(data: bytes, pillow_id: str, fmt: str, limits: Limits) -> Image.Image:
+    try:
+        return Image.open(io.BytesIO(data), formats=[pillow_id])
+    except Image.DecompressionBombError as exc:
+        raise TooManyPixels(_too_many(limits)) from exc
+    except MemoryError:
+        raise
+    except Exception as exc:
+        raise InvalidImage(f"The file could not be decoded as {fmt.upper()}") from exc
+
+
+def _checked_avif(data: bytes) -> bytes:
+    """The AVIF as libavif will take it, refused when its declared size is not its coded one."""
+    for mismatch in av1_size_mismatches(data):
+        (dw, dh), (cw, ch) = mismatch.declared, mismatch.coded
+        raise InvalidImage(
+            f"The AVIF declares an image of {dw}x{dh} pixels (ispe) but its AV1 data codes "
+            f"{cw}x{ch}")
+    return merge_property_associations(data)
+
+
+_PHOTOMETRIC = 262
+_BITS_PER_SAMPLE = 258
+_LAB_PHOTOMETRIC = {8: "cielab", 9: "icclab"}
+
+
+def _lab_tiff_as_rgb(data: bytes) -> tuple[bytes, str] | None:
+    """A Lab TIFF that Pillow cannot open, relabelled RGB so its bytes can be read.
+
+    Pillow reads only 8-bit CIELab. Other Lab TIFFs (16-bit, ICC-Lab) are opened as RGB
+    of the same bit depth by rewriting one entry of the first IFD (the photometric
+    interpretation); ``_lab_bytes_to_rgb`` then converts the Lab values to sRGB.
+    """
+    from PIL import TiffImagePlugin
+
+    try:
+        ifd = TiffImagePlugin.ImageFileDirectory_v2(data[:8])
+        stream = io.BytesIO(data)
+        stream.seek(ifd.next)
+        ifd.load(stream)
+        photometric = ifd.get(_PHOTOMETRIC)
+        bits = ifd.get(_BITS_PER_SAMPLE, (8,))
+    except Exception:  # noqa: BLE001 - not a readable TIFF directory: no Lab to rescue
+        return None
+    if photometric not in _LAB_PHOTOMETRIC or tuple(bits) not in ((8, 8, 8), (16, 16, 16)):
+        return None
+    order: Literal["big", "little"] = "big" if data[:2] == b"MM" else "little"
+    first_ifd = int.from_bytes(data[4:8], order)
+    count = int.from_bytes(data[first_ifd : first_ifd + 2], order)
+    for index in range(count):
+        entry = first_ifd + 2 + 12 * index
+        if int.from_bytes(data[entry : entry + 2], order) == _PHOTOMETRIC:
+            value = entry + 8  # a SHORT value sits in the first two bytes of the field
+            patched = data[:value] + (2).to_bytes(2, order) + data[value + 2 :]
+            return patched, _LAB_PHOTOMETRIC[photometric]
+    return None
 
 
 def _too_many(limits: Limits) -> str:
@@ -134,6 +213,15 @@ def _count_frames(image: Image.Image, fmt: str, limits: Limits) -> int:
 
 
 def _orientation(image: Image.Image) -> int:
+    if image.format == "PNG" and "exif" not in image.info:
+        # Pillow looks for an eXIf chunk after the pixels by decoding them; a failure
+        # there is broken image data (it would otherwise pass silently, half decoded).
+        try:
+            image.load()
+        except MemoryError:
+            raise
+        except Exception as exc:
+            raise InvalidImage("The PNG data is broken or truncated") from exc
     try:
         value = image.getexif().get(_ORIENTATION_TAG, 1)
     except Exception:  # noqa: BLE001 - broken EXIF must not sink an image that decodes
@@ -167,32 +255,40 @@ def decode(
             nominal_size = full_size
 
     icc = image.info.get("icc_profile") or None
-    exif = xmp = None
+    exif = xmp = iptc = None
     if keep_metadata:
-        exif = _exif_without_orientation(image)
-        xmp = _xmp_without_orientation(image.info.get("xmp"))
+        exif = _exif_without_orientation(image, source.format)
+        xmp = _xmp_without_orientation(_xmp_of(image))
+        iptc = _iptc_of(image, source.format)
     try:
         if keep_animation and source.animated:
+            loop = _plays(source.format, image.info.get("loop"))
             frames, durations = _load_frames(image)
-            loop = int(image.info.get("loop", 0) or 0)
         else:
             image.load()
             frames, durations, loop = (image,), (), 0
-        normalised = [_normalise(f, icc) for f in frames]
-    except (OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error) as exc:
-        raise InvalidImage(f"The {source.format.upper()} data is broken or truncated") from exc
+        normalised: list[tuple[Image.Image, bytes | None]]
+        if source.lab:
+            normalised = [(_lab_bytes_to_rgb(f, source.lab), None) for f in frames]
+        else:
+            normalised = [_normalise(f, icc) for f in frames]
     except Image.DecompressionBombError as exc:
         raise TooManyPixels(str(exc)) from exc
+    except (FeatherError, MemoryError):
+        raise
+    except Exception as exc:
+        raise InvalidImage(f"The {source.format.upper()} data is broken or truncated") from exc
     frames_out = tuple(im for im, _ in normalised)
     icc_out = normalised[0][1]
     return Picture(
         frames=frames_out,
         durations=durations,
         loop=loop,
-        orientation=source.orientation,
+        orientation=source.pending_orientation,
         icc=icc_out,
         exif=exif,
         xmp=xmp,
+        iptc=iptc,
         nominal_size=nominal_size,
     )
 
@@ -247,7 +343,15 @@ def _normalise(image: Image.Image, icc: bytes | None) -> tuple[Image.Image, byte
         converted = image.convert("RGBA" if has_alpha else "RGB")
         return _drop_opaque_alpha(converted), icc
     if mode.startswith("I;16") or mode in ("I", "F"):
-        return _wide_gray_to_l(image), icc
+        grey = _wide_gray_to_l(image)
+        key = image.info.get("transparency")
+        if isinstance(key, int):  # a 16-bit tRNS colour key: transparency, kept as alpha
+            keyed = ImageMath.lambda_eval(lambda a: a["equal"](a["image"], key),
+                                          image=image.convert("I"))
+            assert isinstance(keyed, Image.Image)
+            grey.putalpha(keyed.convert("L").point(lambda v: 0 if v else 255))
+            return _drop_opaque_alpha(grey), icc
+        return grey, icc
     if mode == "RGBa":
         return image.convert("RGBA"), icc
     if mode == "La":
@@ -307,15 +411,82 @@ def _lab_to_rgb(image: Image.Image) -> Image.Image:
     return result
 
 
-def _exif_without_orientation(image: Image.Image) -> Image.Exif | None:
+def _lab_bytes_to_rgb(image: Image.Image, lab: str) -> Image.Image:
+    """sRGB from Lab values that were read as RGB bytes (see ``_lab_tiff_as_rgb``)."""
+    lightness, a, b = image.convert("RGB").split()
+    if lab == "cielab":
+        # CIELab stores a* and b* as signed numbers; Pillow's LAB mode wants them +128.
+        a, b = (band.point(lambda v: v ^ 0x80) for band in (a, b))
+    return _lab_to_rgb(Image.merge("LAB", (lightness, a, b)))
+
+
+def _plays(fmt: str, loop: object) -> int:
+    """How many times the animation plays (0: forever), as WebP and APNG count.
+
+    A GIF without a NETSCAPE loop block plays once; one whose block says N plays once
+    and then repeats N times, as browsers show it. WebP and APNG count plays already.
+    """
+    if not isinstance(loop, int) or loop < 0:
+        return 1 if fmt == "gif" else 0
+    if fmt == "gif" and loop > 0:
+        return min(loop + 1, 0xFFFF)
+    return loop
+
+
+# TIFF keeps its own structure (strips, tiles, compression, samples) in the same first
+# directory Pillow returns as EXIF; written into another format these tags would
+# describe pixels that are not there. Only what says something about the picture stays.
+_TIFF_DESCRIPTIVE_TAGS = frozenset({
+    0x010E, 0x010F, 0x0110, 0x0112, 0x011A, 0x011B, 0x0128, 0x0131, 0x0132, 0x013B,
+    0x013C, 0x8298, 0x8769, 0x8825, 0xA005,
+})
+
+
+def _exif_without_orientation(image: Image.Image, fmt: str) -> Image.Exif | None:
     try:
         exif = image.getexif()
-    except Exception:  # noqa: BLE001
+        if fmt == "tiff":
+            descriptive = Image.Exif()
+            for tag, value in exif.items():
+                if tag in _TIFF_DESCRIPTIVE_TAGS:
+                    descriptive[tag] = value
+            for ifd in (0x8769, 0x8825):  # the Exif and GPS directories travel whole
+                if ifd in exif:
+                    descriptive[ifd] = exif.get_ifd(ifd)
+            exif = descriptive
+    except Exception:  # noqa: BLE001 - broken EXIF is dropped, not a reason to fail
         return None
     if not exif:
         return None
     exif[_ORIENTATION_TAG] = 1
     return exif
+
+
+def _xmp_of(image: Image.Image) -> bytes | str | None:
+    xmp = image.info.get("xmp") or image.info.get("XML:com.adobe.xmp")
+    if not xmp and image.format == "TIFF":
+        xmp = getattr(image, "tag_v2", {}).get(_TIFF_XMP)
+    return xmp if isinstance(xmp, (bytes, str)) else None
+
+
+_TIFF_XMP = 700
+_TIFF_IPTC = 33723
+_PHOTOSHOP_IPTC = 0x0404
+
+
+def _iptc_of(image: Image.Image, fmt: str) -> bytes | None:
+    """The IPTC-IIM records of a JPEG (Photoshop APP13), TIFF or PNG (ImageMagick text)."""
+    data: object = None
+    if fmt == "jpeg":
+        photoshop = image.info.get("photoshop")
+        if isinstance(photoshop, dict):
+            data = photoshop.get(_PHOTOSHOP_IPTC)
+    elif fmt == "tiff":
+        # Photoshop types the IPTC tag as 4-byte integers; the raw bytes are what count.
+        data = getattr(getattr(image, "tag_v2", None), "_tagdata", {}).get(_TIFF_IPTC)
+    elif fmt == "png":
+        data = iptc_from_png_text(image.info.get("Raw profile type iptc"))
+    return bytes(data) if isinstance(data, (bytes, bytearray)) and data else None
 
 
 def _xmp_without_orientation(xmp: bytes | str | None) -> bytes | None:

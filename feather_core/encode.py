@@ -26,10 +26,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from feather_core import png_quantize
 from feather_core.errors import ProcessingFailed
+from feather_core.metadata import insert_jpeg_iptc, png_iptc_text
 from feather_core.options import DEFAULT_EFFORT, CompressOptions
 from feather_core.picture import Picture
 from feather_core.png_quantize import PngEffort
@@ -65,7 +66,7 @@ def flatten(frame: Image.Image, colour: tuple[int, int, int] = WHITE) -> Image.I
     return base.convert("RGB" if frame.mode == "RGBA" else "L")
 
 
-def _metadata(picture: Picture, settings: EncodeSettings) -> dict[str, Any]:
+def _metadata(picture: Picture, settings: EncodeSettings, fmt: str) -> dict[str, Any]:
     # Always named, None included: some of Pillow's encoders otherwise fall back to the
     # frame's ``info``, which can still hold a profile that no longer describes the
     # pixels (an RGB profile on a grayscale result, lcms's sRGB after a CMYK conversion).
@@ -74,7 +75,16 @@ def _metadata(picture: Picture, settings: EncodeSettings) -> dict[str, Any]:
         if picture.exif is not None:
             extra["exif"] = picture.exif.tobytes()
         if picture.xmp:
-            extra["xmp"] = picture.xmp
+            if fmt == "PNG":
+                # Pillow writes no XMP into PNG by itself: XMP's own spec puts it in an
+                # uncompressed iTXt chunk with this keyword.
+                info = extra.setdefault("pnginfo", PngImagePlugin.PngInfo())
+                info.add_itxt("XML:com.adobe.xmp", picture.xmp.decode("utf-8", "replace"))
+            else:
+                extra["xmp"] = picture.xmp
+        if picture.iptc and fmt == "PNG":
+            info = extra.setdefault("pnginfo", PngImagePlugin.PngInfo())
+            info.add_text(*png_iptc_text(picture.iptc), zip=True)
     return extra
 
 
@@ -82,7 +92,8 @@ def _save(image: Image.Image, fmt: str, **params: Any) -> bytes:
     buffer = io.BytesIO()
     try:
         image.save(buffer, fmt, **params)
-    except (OSError, ValueError, TypeError, MemoryError) as exc:
+    except (OSError, ValueError, TypeError, RuntimeError, MemoryError) as exc:
+        # libavif reports with RuntimeError; the others as Pillow's plugins do.
         raise ProcessingFailed(f"The {fmt} encoder failed: {exc}") from exc
     return buffer.getvalue()
 
@@ -99,12 +110,15 @@ def encode_jpeg(picture: Picture, quality: int, settings: EncodeSettings) -> byt
     """JPEG, 4:2:0, optimised Huffman tables up to 25 MP; alpha flattened on white."""
     frame = flatten(picture.first)
     buffered = frame.width * frame.height <= JPEG_BUFFERED_MAX_PIXELS
-    return _save(
+    data = _save(
         frame, "JPEG", quality=quality, subsampling="4:2:0",
         optimize=buffered and not settings.preview,
         progressive=buffered and settings.progressive,
-        **_metadata(picture, settings),
+        **_metadata(picture, settings, "JPEG"),
     )
+    if settings.keep_metadata and picture.iptc:
+        data = insert_jpeg_iptc(data, picture.iptc)
+    return data
 
 
 def encode_png(picture: Picture, quality: int, settings: EncodeSettings) -> bytes:
@@ -113,7 +127,7 @@ def encode_png(picture: Picture, quality: int, settings: EncodeSettings) -> byte
     See ``feather_core.png_quantize``.
     """
     frame = picture.first
-    params = _metadata(picture, settings)
+    params = _metadata(picture, settings, "PNG")
 
     def save(image: Image.Image, level: int) -> bytes:
         return _save(image, "PNG", compress_level=level, **params)
@@ -126,7 +140,7 @@ def encode_webp(picture: Picture, quality: int, settings: EncodeSettings) -> byt
     """Lossy WebP (animated when the picture has several frames)."""
     method = 0 if settings.preview else min(settings.effort, 6)
     params: dict[str, Any] = {"quality": quality, "method": method,
-                              **_metadata(picture, settings)}
+                              **_metadata(picture, settings, "WEBP")}
     frame = picture.first
     if picture.animated:
         params.update(save_all=True, append_images=list(picture.frames[1:]),
@@ -144,7 +158,7 @@ def encode_avif(picture: Picture, quality: int, settings: EncodeSettings) -> byt
     if frame.mode in ("L", "LA"):
         frame = frame.convert("RGBA" if frame.mode == "LA" else "RGB")
     return _save(frame, "AVIF", quality=quality, speed=speed, subsampling="4:2:0",
-                 **_metadata(picture, settings))
+                 **_metadata(picture, settings, "AVIF"))
 
 
 Encoder = Callable[[Picture, int, EncodeSettings], bytes]

@@ -21,15 +21,23 @@ class Format:
     animation: bool
     # Pillow's plugin id, used to keep Image.open from trying anything else.
     pillow_id: str | None
+    # The widest and tallest image the format can hold (outputs only; None: no limit
+    # that matters here, or not an output).
+    max_side: int | None = None
 
 
 FORMATS: dict[str, Format] = {
     f.name: f
     for f in (
-        Format("jpeg", "image/jpeg", "jpg", True, True, False, False, "JPEG"),
-        Format("png", "image/png", "png", True, True, True, True, "PNG"),
-        Format("webp", "image/webp", "webp", True, True, True, True, "WEBP"),
-        Format("avif", "image/avif", "avif", True, True, True, False, "AVIF"),
+        # libjpeg refuses to write more than 65500 a side.
+        Format("jpeg", "image/jpeg", "jpg", True, True, False, False, "JPEG", 65_500),
+        # PNG's own limit (2^31 - 1); the pixel budget binds long before.
+        Format("png", "image/png", "png", True, True, True, True, "PNG", 2**31 - 1),
+        # The WebP bitstream stores each side in 14 bits.
+        Format("webp", "image/webp", "webp", True, True, True, True, "WEBP", 16_383),
+        # libavif writes up to 65536 a side but reads (and so browsers show) at most
+        # 32768: larger files would be written and then refused everywhere.
+        Format("avif", "image/avif", "avif", True, True, True, False, "AVIF", 32_768),
         Format("svg", "image/svg+xml", "svg", True, False, True, False, None),
         Format("heic", "image/heic", "heic", True, False, True, False, "HEIF"),
         Format("heif", "image/heif", "heif", True, False, True, False, "HEIF"),
@@ -54,6 +62,11 @@ def output_format(name: str) -> Format:
     if not fmt.writable:
         raise KeyError(name)
     return fmt
+
+
+def can_hold(fmt: Format, width: int, height: int) -> bool:
+    """Whether ``fmt`` can store an image of ``width`` x ``height`` pixels."""
+    return fmt.max_side is None or max(width, height) <= fmt.max_side
 
 
 def choose_auto_format(source: str, has_alpha: bool, animated: bool) -> str:

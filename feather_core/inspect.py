@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from PIL import Image, ImageCms
 
 from feather_core.decode import open_source
+from feather_core.errors import TooManyPixels
 from feather_core.formats import FORMATS
 from feather_core.options import Limits
 
@@ -64,8 +65,8 @@ def inspect_image(data: bytes, limits: Limits | None = None) -> ImageInfo:
         bytes=len(data),
         width=width,
         height=height,
-        stored_width=image.size[0],
-        stored_height=image.size[1],
+        stored_width=source.stored_size[0],
+        stored_height=source.stored_size[1],
         mode=image.mode,
         orientation=source.orientation,
         has_alpha=source.has_alpha,
@@ -107,7 +108,11 @@ def _animation_timing(image: Image.Image, frames: int) -> tuple[int | None, int 
             total += int(image.info.get("duration", 0) or 0)
         image.seek(0)
         loop = int(image.info.get("loop", 0) or 0)
-    except (OSError, ValueError, EOFError, SyntaxError):
+    except Image.DecompressionBombError as exc:
+        raise TooManyPixels(str(exc)) from exc
+    except MemoryError:
+        raise
+    except Exception:  # noqa: BLE001 - a broken frame (any exception) leaves the timing unknown
         return None, None
     return loop, total
 

@@ -126,3 +126,80 @@ def png_crc_ok(data: bytes) -> bool:
             return False
         pos += 12 + length
     return True
+
+
+# Writing IPTC. JPEG has a place for it (Photoshop's APP13 resource block); PNG has
+# none in its specification, but ImageMagick and ExifTool agree on a text chunk
+# ("Raw profile type iptc", hex digits) that both read and write.
+
+_PHOTOSHOP_SIGNATURE = b"Photoshop 3.0\x00"
+_IPTC_RESOURCE = 0x0404
+_PNG_IPTC_KEY = "Raw profile type iptc"
+
+
+def photoshop_iptc_segment(iptc: bytes) -> bytes:
+    """A JPEG APP13 segment holding ``iptc`` as Photoshop's IPTC-NAA resource."""
+    resource = (b"8BIM" + struct.pack(">H", _IPTC_RESOURCE) + b"\x00\x00"
+                + struct.pack(">I", len(iptc)) + iptc + b"\x00" * (len(iptc) & 1))
+    body = _PHOTOSHOP_SIGNATURE + resource
+    if len(body) + 2 > 0xFFFF:
+        raise ValueError("IPTC data too large for one APP13 segment")
+    return b"\xff\xed" + struct.pack(">H", len(body) + 2) + body
+
+
+def insert_jpeg_iptc(data: bytes, iptc: bytes) -> bytes:
+    """The JPEG ``data`` with an APP13 IPTC segment after its JFIF/EXIF/XMP/ICC segments.
+
+    Returned unchanged when its structure is unexpected or the records do not fit one
+    segment (64 KB, far more than any caption and keywords need).
+    """
+    segments = _jpeg_segments(data)
+    if segments is None:
+        return data
+    try:
+        segment = photoshop_iptc_segment(iptc)
+    except ValueError:
+        return data
+    position = 2
+    for marker, _start, end in segments:
+        if not 0xE0 <= marker <= 0xEF:
+            break
+        position = end
+    return data[:position] + segment + data[position:]
+
+
+def png_iptc_text(iptc: bytes) -> tuple[str, str]:
+    """The (keyword, text) of the ImageMagick text chunk that carries IPTC in a PNG."""
+    hexed = iptc.hex()
+    lines = "\n".join(hexed[i : i + 72] for i in range(0, len(hexed), 72))
+    return _PNG_IPTC_KEY, f"\niptc\n{len(iptc):8d}\n{lines}\n"
+
+
+def iptc_from_png_text(text: object) -> bytes | None:
+    """The IPTC records of an ImageMagick "Raw profile type iptc" text, or None."""
+    if not isinstance(text, str):
+        return None
+    parts = text.strip().split(None, 2)
+    if len(parts) != 3 or not parts[1].isdigit():
+        return None
+    try:
+        data = bytes.fromhex("".join(parts[2].split()))
+    except ValueError:
+        return None
+    if data.startswith(_PHOTOSHOP_SIGNATURE):  # some writers wrap the whole APP13 body
+        return _iptc_from_irb(data[len(_PHOTOSHOP_SIGNATURE):])
+    return data or None
+
+
+def _iptc_from_irb(irb: bytes) -> bytes | None:
+    pos = 0
+    while pos + 12 <= len(irb) and irb[pos : pos + 4] == b"8BIM":
+        resource = int.from_bytes(irb[pos + 4 : pos + 6], "big")
+        name_length = irb[pos + 6]
+        pos += 6 + name_length + 1 + ((name_length + 1) & 1)
+        size = int.from_bytes(irb[pos : pos + 4], "big")
+        pos += 4
+        if resource == _IPTC_RESOURCE:
+            return irb[pos : pos + size] or None
+        pos += size + (size & 1)
+    return None

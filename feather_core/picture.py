@@ -11,18 +11,21 @@ from PIL import Image
 class Picture:
     """One or more frames of the same size, with timing and colour metadata.
 
-    ``exif`` and ``xmp`` are only carried when metadata is kept; ``icc`` always is,
+    ``exif``, ``xmp`` and ``iptc`` are only carried when metadata is kept; ``icc`` always is,
     because dropping a profile changes colours.
     """
 
     frames: tuple[Image.Image, ...]
     durations: tuple[int, ...] = ()
+    # How many times the animation plays; 0 is forever (WebP's and APNG's count).
     loop: int = 0
     # EXIF orientation (1-8) still to apply; the orientation step sets it to 1.
     orientation: int = 1
     icc: bytes | None = None
     exif: Image.Exif | None = None
     xmp: bytes | None = None
+    # IPTC-IIM records (the payload of Photoshop's resource 0x0404), kept with the rest.
+    iptc: bytes | None = None
     # The upright size these frames stand for when they were decoded at a reduced
     # JPEG scale; resize decisions use it so dimensions match a full-size decode.
     nominal_size: tuple[int, int] | None = None

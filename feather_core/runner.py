@@ -162,7 +162,7 @@ def _job_context() -> Any:
     # The server imports the codecs once, so each new job process starts in
     # milliseconds.
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["feather_core.runner"])
+    context.set_forkserver_preload(["feather_core._job_preload"])
     return context
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from feather_core.errors import InvalidImage, UnsupportedFormat
+from feather_core.isobmff import ispe_sizes
 
 # Real formats Feather does not accept: answered 415 rather than 422, so a user
 # learns that the file is fine but the format is not served here.
@@ -103,38 +104,6 @@ def sniff_format(data: bytes) -> str:
     raise InvalidImage("The file is not a recognisable image")
 
 
-# Container boxes walked to reach the item properties of a HEIF/AVIF file.
-_ISOBMFF_PATH = {b"meta": 4, b"iprp": 0, b"ipco": 0}  # box -> bytes to skip (full-box header)
-_MAX_BOXES = 4096
-
-
-def _ispe_sizes(data: bytes, start: int, end: int, depth: int = 0) -> list[tuple[int, int]]:
-    """Every ``ispe`` (image spatial extents) property under ``meta/iprp/ipco``."""
-    sizes: list[tuple[int, int]] = []
-    pos = start
-    for _ in range(_MAX_BOXES):
-        if pos + 8 > end or depth > 3:
-            break
-        size = int.from_bytes(data[pos : pos + 4], "big")
-        kind = data[pos + 4 : pos + 8]
-        header = 8
-        if size == 1 and pos + 16 <= end:
-            size, header = int.from_bytes(data[pos + 8 : pos + 16], "big"), 16
-        elif size == 0:
-            size = end - pos
-        if size < header:
-            break
-        box_end = min(pos + size, end)
-        if kind in _ISOBMFF_PATH:
-            sizes += _ispe_sizes(data, pos + header + _ISOBMFF_PATH[kind], box_end, depth + 1)
-        elif kind == b"ispe" and pos + header + 12 <= end:
-            body = pos + header + 4
-            sizes.append((int.from_bytes(data[body : body + 4], "big"),
-                          int.from_bytes(data[body + 4 : body + 8], "big")))
-        pos += size
-    return sizes
-
-
 def _webp_canvas(data: bytes) -> tuple[int, int] | None:
     if data[12:16] != b"VP8X" or len(data) < 30:
         return None
@@ -149,7 +118,7 @@ def declared_size(fmt: str, data: bytes) -> tuple[int, int] | None:
     the header says before they are called. None when the header says nothing.
     """
     if fmt in ("heic", "heif", "avif"):
-        sizes = _ispe_sizes(data, 0, len(data))
+        sizes = ispe_sizes(data)
         return max(sizes, key=lambda s: s[0] * s[1]) if sizes else None
     if fmt == "webp":
         return _webp_canvas(data)

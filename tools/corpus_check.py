@@ -4,7 +4,11 @@
 
 Every answer must be 200 or a documented 4xx JSON error, within REQUEST_TIMEOUT_MS, and
 no worker may die (killed by a signal, timed out by gunicorn, or a dropped connection).
-Prints counts by status and code, the slowest files, and every failure; exits 1 on any.
+Prints counts by status and code, the slowest files, and every failure.
+
+Then the differential check (tools/differential.py) decodes the same files with Feather
+and with a reference decoder and prints a table of the files that differ; a difference
+not explained in tools/known_differences.txt fails the check. Exits 1 on any failure.
 """
 
 from __future__ import annotations
@@ -53,13 +57,29 @@ def _files(corpus: Path, subdirs: tuple[str, ...]) -> list[Path]:
     return sorted(p for root in roots for p in root.rglob("*") if p.is_file())
 
 
-def _send(url: str, path: Path, timeout_s: float) -> Answer:
+def run_differential(corpus: Path, subdirs: tuple[str, ...], known: Path, jobs: int) -> int:
+    """The differential check over the image files of the same folders."""
+    from tools import differential
+
+    files = differential.image_files(corpus, subdirs)
+    started = time.monotonic()
+    report = differential.run(corpus, files, differential.load_known(known), jobs,
+                              progress=True)
+    print(f"\n{len(files)} files compared in {time.monotonic() - started:.0f}s")
+    differential.print_report(report)
+    ok = not report.unexplained
+    print("differential check " + ("passed" if ok else "FAILED"))
+    return 0 if ok else 1
+
+
+def _send(url: str, path: Path, timeout_s: float,
+          fields: dict[str, str] | None = None) -> Answer:
     mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     started = time.monotonic()
     try:
         with path.open("rb") as fh:
             response = requests.post(url + "/api/compress", files={"file": (path.name, fh, mime)},
-                                     timeout=timeout_s + 30)
+                                     data=fields or {}, timeout=timeout_s + 30)
     except requests.RequestException as exc:
         return Answer(path, 0, "NO_ANSWER", time.monotonic() - started,
                       f"connection failed: {exc.__class__.__name__}")
@@ -83,7 +103,7 @@ def _send(url: str, path: Path, timeout_s: float) -> Answer:
 
 
 def run(corpus: Path, subdirs: tuple[str, ...], workers: int, timeout_ms: int,
-        concurrency: int) -> int:
+        concurrency: int, fields: dict[str, str] | None = None) -> int:
     files = _files(corpus, subdirs)
     if not files:
         print(f"no files under {corpus}", file=sys.stderr)
@@ -95,8 +115,12 @@ def run(corpus: Path, subdirs: tuple[str, ...], workers: int, timeout_ms: int,
         try:
             started = time.monotonic()
             with ThreadPoolExecutor(concurrency) as pool:
-                answers = list(pool.map(lambda p: _send(server.url, p, timeout_ms / 1000),
-                                        files))
+                answers = []
+                for answer in pool.map(
+                        lambda p: _send(server.url, p, timeout_ms / 1000, fields), files):
+                    answers.append(answer)
+                    if len(answers) % 100 == 0:
+                        print(f"  {len(answers)}/{len(files)} sent", file=sys.stderr, flush=True)
             wall = time.monotonic() - started
             alive = len(server.worker_pids())
             log = server.log()
@@ -135,9 +159,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--timeout-ms", type=int, default=30_000)
+    parser.add_argument("--field", action="append", default=[], metavar="NAME=VALUE",
+                        help="a form field sent with every file (e.g. mode=preview)")
+    parser.add_argument("--no-http", action="store_true", help="skip sending files to gunicorn")
+    parser.add_argument("--no-differential", action="store_true",
+                        help="skip the comparison with reference decoders")
+    parser.add_argument("--known", type=Path, default=ROOT / "tools" / "known_differences.txt",
+                        help="known differences (default: %(default)s)")
+    parser.add_argument("--jobs", type=int, default=2, help="processes for the comparison")
     args = parser.parse_args(argv)
-    return run(args.corpus, tuple(args.subdirs), args.workers, args.timeout_ms,
-               args.concurrency)
+    status = 0
+    if not args.no_http:
+        fields = dict(f.split("=", 1) for f in args.field)
+        status |= run(args.corpus, tuple(args.subdirs), args.workers, args.timeout_ms,
+                      args.concurrency, fields)
+    if not args.no_differential:
+        status |= run_differential(args.corpus, tuple(args.subdirs), args.known, args.jobs)
+    return status
 
 
 if __name__ == "__main__":
