@@ -79,13 +79,25 @@ def resolve_output(options: CompressOptions, source: Source,
     format is chosen once the pixels are seen (``feather_core.auto_format``), among those
     that can hold them; ``CompressResult.format`` says which it was.
     """
+    width, height = size or planned_size(options, source)
     if options.output_format != "auto":
         fmt = output_format(options.output_format)
-        width, height = size or planned_size(options, source)
         if not can_hold(fmt, width, height):
             raise _too_large(fmt, width, height)
         return fmt
-    return auto_format.provisional(source, options.accept)
+    choice = auto_format.provisional(source, options.accept)
+    if can_hold(choice, width, height):
+        return choice
+    # Too big for the provisional pick (WebP stops at 16383 a side): PNG keeps alpha,
+    # frames and graphics, JPEG opaque photos.
+    graphic = source.has_alpha or source.animated or source.format in _GRAPHIC_SOURCES
+    for name in ("png",) if graphic else ("jpeg", "png"):
+        if can_hold(output_format(name), width, height):
+            return output_format(name)
+    raise _too_large(choice, width, height)
+
+
+_GRAPHIC_SOURCES = frozenset({"png", "gif", "svg", "bmp"})
 
 
 def _too_large(fmt: Format, width: int, height: int) -> OutputTooLarge:

@@ -75,7 +75,11 @@ def _errors(*statuses: int) -> dict[str, Schema]:
         410: "GONE: the download link or stored output has expired.",
         413: "FILE_TOO_LARGE: the upload exceeds MAX_UPLOAD_MB.",
         415: "UNSUPPORTED_FORMAT: the bytes are a format Feather does not read.",
-        422: "INVALID_IMAGE or TOO_MANY_PIXELS.",
+        408: "REQUEST_TIMEOUT: the request body stopped arriving.",
+        409: "IDEMPOTENCY_KEY_IN_USE: a request with this Idempotency-Key still runs.",
+        422: "INVALID_IMAGE; TOO_MANY_PIXELS (over MAX_PIXELS, over a job's memory, or an "
+             "output format that cannot hold the asked size: details name the limit and "
+             "how to get under it); IDEMPOTENCY_KEY_REUSED.",
         429: "RATE_LIMIT_EXCEEDED (with Retry-After).",
         500: "PROCESSING_FAILED or INTERNAL_ERROR.",
         502: "MODEL_FETCH_FAILED.",
@@ -171,6 +175,14 @@ _SCHEMAS: dict[str, Schema] = {
 }
 
 
+_IDEMPOTENCY_KEY: Schema = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "description": "A retry with the same key and the same request gets the first answer "
+                   "again (fresh links, not charged again) for 24 hours.",
+}
+
+
 def _compress_operation(convert: bool) -> Schema:
     form = _form(FEATHER, _IMAGE, exclude=("targetMB",) if convert else ())
     if convert:
@@ -190,12 +202,13 @@ def _compress_operation(convert: bool) -> Schema:
     return {
         "summary": summary,
         "operationId": "convert" if convert else "compress",
+        **({} if convert else {"parameters": [_IDEMPOTENCY_KEY]}),
         "requestBody": {"required": True,
                         "content": {"multipart/form-data": {"schema": form}}},
         "responses": {
             "200": {"description": "The encoded image; facts in X-* headers.",
                     "headers": _OUTPUT_HEADERS, "content": ok_content},
-            **_errors(400, 401, 403, 413, 415, 422, 429, 500, 503, 504),
+            **_errors(400, 401, 403, 408, 409, 413, 415, 422, 429, 500, 503, 504),
         },
     }
 
@@ -207,12 +220,13 @@ def _batch_operation() -> Schema:
         "summary": "FluxImage batch: up to 20 images, signed download URLs",
         "operationId": "batch",
         "security": [{}, {"bearer": []}],
+        "parameters": [_IDEMPOTENCY_KEY],
         "requestBody": {"required": True, "content": {"multipart/form-data": {
             "schema": form, "encoding": {"file": {"contentType": "application/octet-stream"}}}}},
         "responses": {
             "200": {"description": "One item per optimised image.", "headers": _RATE_HEADERS,
                     "content": {"application/json": {"schema": _ref("BatchResponse")}}},
-            **_errors(400, 401, 403, 413, 415, 422, 429, 500, 503, 504),
+            **_errors(400, 401, 403, 408, 409, 413, 415, 422, 429, 500, 503, 504),
         },
     }
 

@@ -36,6 +36,15 @@ def slow_png_encoder() -> None:
     encode.ENCODERS["png"] = slow_png
 
 
+def png_loader_raising_type_error() -> None:
+    from PIL import Image, PngImagePlugin
+
+    def broken_load(self: Image.Image) -> None:
+        raise TypeError("'NoneType' object is not subscriptable")
+
+    PngImagePlugin.PngImageFile.load = broken_load  # type: ignore[method-assign,assignment]
+
+
 def crashing_encoders() -> None:
     import os
 
