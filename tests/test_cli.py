@@ -147,7 +147,7 @@ def test_globs_and_missing_paths(tmp_path: Path, tree: Path) -> None:
 def test_bad_options_are_usage_errors_named_like_the_cli(tmp_path: Path, tree: Path) -> None:
     run = feather("compress", tree, "--quality", "300", "--crop-x", "3", cwd=tmp_path)
     assert run.returncode == 2
-    assert "--quality must be between 1 and 100" in run.stderr
+    assert "--quality must be a number between 1 and 100" in run.stderr
     assert "--crop-width is required" in run.stderr
     run = feather("convert", tree, cwd=tmp_path)
     assert run.returncode == 2 and "--output-format" in run.stderr
