@@ -58,4 +58,6 @@ def screenshot(page: Page, name: str, **options: object) -> None:
     folder = os.environ.get("FEATHER_SCREENSHOTS")
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
+        if name.endswith(".jpg"):  # photos fill the screen: a JPEG is a fraction of a PNG
+            options = {"type": "jpeg", "quality": 85, **options}
         page.screenshot(path=str(Path(folder) / name), timeout=TIMEOUT_MS, **options)

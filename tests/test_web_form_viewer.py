@@ -89,7 +89,7 @@ def test_zoom_and_pan_to_one_to_one_pixels_in_sync_and_the_final_size(
         expect(viewer.locator(".viewer-level")).to_have_text("1:1")
         page.keyboard.press("ArrowLeft")
         assert boxes(page)["before"] == boxes(page)["after"]
-        screenshot(page, "compare.png")
+        screenshot(page, "compare.jpg")
 
         page.keyboard.press("Escape")
         expect(viewer).to_be_hidden()
@@ -155,7 +155,6 @@ def test_heic_and_tiff_originals_are_shown_as_the_server_decodes_them(
             "Your browser cannot show IMG_1234.heic")
         expect(page.locator("#viewer img.before")).to_have_js_property("naturalWidth", 800)
         expect(viewer).to_have_attribute("data-stage", "final")
-        screenshot(page, "compare-heic.png")
         page.keyboard.press("Escape")
         assert all(status == 200 for status in answers.statuses("/api/compress"))
         assert visit.errors == []
@@ -185,7 +184,7 @@ def test_on_a_phone_the_results_come_into_view(
         overflow = page.evaluate("document.documentElement.scrollWidth - "
                                  "document.documentElement.clientWidth")
         assert overflow <= 0
-        screenshot(page, "phone.png")
+        screenshot(page, "phone.jpg")
         # The options are one tap away.
         page.locator("a.to-options").click()
         expect(page.locator("#outputFormat")).to_be_in_viewport()

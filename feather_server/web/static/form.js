@@ -856,6 +856,11 @@ function optionsChanged() {
   }
   $("#quality-value").textContent = value("quality");
   $("#quality").disabled = Boolean(value("visualQuality"));
+  // At once, so the cards a change makes out of date say so while it settles.
+  for (const item of items) {
+    if (!item.error && !currentFinal(item) && !currentPreview(item)
+        && (item.preview || item.final)) setState(item, "stale");
+  }
   clearTimeout(debounce);
   debounce = setTimeout(() => items.forEach(wantPreview), 350);
 }

@@ -44,7 +44,7 @@ export class Viewer {
     for (const type of ["pointerup", "pointercancel"]) {
       this.stage.addEventListener(type, (event) => this.pointerUp(event));
     }
-    this.stage.addEventListener("keydown", (event) => this.key(event));
+    dialog.addEventListener("keydown", (event) => this.key(event));
     new ResizeObserver(() => {
       if (this.dialog.open) this.fitted ? this.fit() : this.clampAndDraw();
     }).observe(this.stage);
@@ -212,6 +212,8 @@ export class Viewer {
   }
 
   key(event) {
+    // Keys typed into a control (the split slider's arrows) are the control's.
+    if (event.target.matches("input, select, textarea")) return;
     const keys = {
       "+": () => this.zoomCommand("in"), "=": () => this.zoomCommand("in"),
       "-": () => this.zoomCommand("out"), "0": () => this.fit(), "1": () => this.zoomTo(this.actual),
