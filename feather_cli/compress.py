@@ -16,7 +16,14 @@ import click
 
 from feather_cli.files import Layout, Task, collect_inputs, plan_tasks
 from feather_cli.options import build_cli_options, cli_limits, cli_settings, field_options
-from feather_cli.report import colour_wanted, human_bytes, print_summary, saving, summary_json
+from feather_cli.report import (
+    colour_wanted,
+    human_bytes,
+    print_summary,
+    saving,
+    summary_json,
+    terminal_width,
+)
 from feather_cli.run import (
     FileResult,
     Interrupt,
@@ -206,7 +213,7 @@ def _run_files(paths: tuple[str, ...], options: CompressOptions, layout: Layout,
             click.echo(json.dumps(report, indent=2))
         else:
             print_summary(results, quiet=quiet, left_out=len(plan.outputs_left_out),
-                          colour=colour_wanted(sys.stdout))
+                          colour=colour_wanted(sys.stdout), width=terminal_width(sys.stdout))
         if interrupted:
             click.echo(f"Interrupted: {not_done} of {len(tasks)} file"
                        f"{'s' if len(tasks) != 1 else ''} not processed.", err=True)

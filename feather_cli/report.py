@@ -39,6 +39,14 @@ def saving(before: int, after: int) -> str:
     return f"{100 * (before - after) / before:.1f}%"
 
 
+def terminal_width(stream: TextIO) -> int | None:
+    """The width to fit the table to: the terminal's, or None when not writing to one."""
+    isatty = getattr(stream, "isatty", None)
+    if not (isatty and isatty()):
+        return None
+    return shutil.get_terminal_size((100, 24)).columns
+
+
 def colour_wanted(stream: TextIO) -> bool:
     """Colour only on a terminal, and never when NO_COLOR is set to anything."""
     if os.environ.get("NO_COLOR"):
@@ -100,8 +108,6 @@ def print_summary(outcomes: list[FileResult], *, quiet: bool, out: TextIO = sys.
     total = (f"{len(done)} file{'s' if len(done) != 1 else ''}", counts,
              human_bytes(before), human_bytes(after), saving(before, after) if done else "-")
     header = ("input", "output", "before", "after", "saving")
-    if width is None and colour:
-        width = shutil.get_terminal_size((100, 24)).columns
     _table(header, rows, total, out, paint, width)
     grown = [o for o in done if o.grew]
     if grown:

@@ -349,6 +349,7 @@ def test_the_table_relative_unwrapped_and_coloured_on_a_terminal(tmp_path: Path)
                                {**env, "NO_COLOR": "1"})
     assert "2 files" in no_colour
     assert not ANSI.search(no_colour)
+    assert max(len(line) for line in no_colour.splitlines()) < 80  # still fitted
 
 
 def test_json_lists_skips_and_growth(folder: Path) -> None:
