@@ -47,7 +47,7 @@ _STOP_GRACE_S = 1.0
 def _batch_options(command: Callable[..., Any]) -> Callable[..., Any]:
     decorators = [
         click.argument("paths", nargs=-1, metavar="PATH..."),
-        click.option("-o", "--out-dir", "--output", "out_dir",
+        click.option("-o", "--out-dir", "--output", "out_dir", metavar="DIR",
                      type=click.Path(file_okay=False, path_type=Path),
                      help="Write outputs under DIR, keeping the folder tree, as "
                           "<name><suffix>.<ext>. Default: next to each input."),
