@@ -111,16 +111,20 @@ def test_zoom_and_pan_to_one_to_one_pixels_in_sync_and_the_final_size(
 
 def test_one_to_one_means_device_pixels_on_a_dense_screen(
         browser: Browser, default_server: GunicornServer, tmp_path: Path) -> None:  # noqa: F811
-    path = tmp_path / "small.png"
-    path.write_bytes(encode(photo(400, 300, seed=12), "PNG"))
+    path = tmp_path / "wide.jpg"
+    path.write_bytes(encode(photo(2400, 1600, seed=12), "JPEG", quality=90))
     visit = visit_of(browser, default_server, device_scale_factor=2)
     try:
         page = visit.open()
         visit.add_files(path)
-        card(page, "small.png").locator("button.open-compare").click()
+        card(page, "wide.jpg").locator("button.open-compare").click()
+        expect(page.locator("#viewer")).to_have_attribute("data-stage", "final")
+        assert boxes(page)["after"]["width"] < 1199  # fitted: smaller than 1:1
         page.click("#viewer [data-zoom='actual']")
+        expect(page.locator("#viewer .viewer-level")).to_have_text("1:1")
         after = boxes(page)["after"]
-        assert after["width"] == pytest.approx(200, abs=0.5)  # 400 image px on 400 device px
+        # 2400 image pixels on 2400 device pixels: 1200 CSS pixels at 2 device pixels each.
+        assert after["width"] == pytest.approx(1200, abs=0.5)
         assert visit.errors == []
     finally:
         visit.close()
