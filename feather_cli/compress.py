@@ -34,6 +34,7 @@ from feather_cli.run import (
     left_alone,
     refused,
     run_all,
+    written_meanwhile,
 )
 from feather_core.errors import FeatherError
 from feather_core.options import CompressOptions
@@ -190,6 +191,7 @@ def _run_files(paths: tuple[str, ...], options: CompressOptions, layout: Layout,
             _exit_interrupted()
         processes = min(jobs or os.cpu_count() or 1, max(1, len(tasks)))
         runner = _runner(processes)
+        started_ns = time.time_ns() - 1_000_000_000  # file times may be coarser than this
         show_bar = sys.stderr.isatty() and not as_json and len(tasks) > 1
         try:
             with _progress(show_bar, len(tasks), label) as bar:
@@ -202,6 +204,10 @@ def _run_files(paths: tuple[str, ...], options: CompressOptions, layout: Layout,
             else:
                 runner.close()
         interrupted = interrupt.requested
+        if interrupted:
+            reported = {r.input for r in results}
+            late = (written_meanwhile(t, started_ns) for t in tasks if t.display not in reported)
+            results += [r for r in late if r is not None]
         order = {t.display: i for i, t in enumerate(tasks)}
         results.sort(key=lambda o: order.get(o.input, -1))
         not_done = len(tasks) - sum(1 for r in results if r.input in order)

@@ -241,6 +241,24 @@ class Interrupt:
         return self.event.is_set()
 
 
+def written_meanwhile(task: Task, since_ns: int) -> FileResult | None:
+    """The output a job wrote (renamed into place) while the run was being stopped, before
+    its result could be reported; None when it wrote none."""
+    extensions = {"webp", "jpg", "png", "avif", task.source.suffix.lstrip(".")}
+    candidates = {task.output, *(task.output.with_suffix(f".{e}") for e in extensions if e)}
+    for path in sorted(candidates):
+        try:
+            made = path.stat()
+            original = task.source.stat().st_size
+        except OSError:
+            continue
+        if made.st_mtime_ns >= since_ns and path.resolve() != task.source.resolve():
+            fmt = path.suffix.lstrip(".").lower()
+            return FileResult(task.display, shown(path), original, made.st_size,
+                              format={"jpg": "jpeg", "tif": "tiff"}.get(fmt, fmt))
+    return None
+
+
 def kill_job_processes() -> None:
     """SIGKILL every process this one started, and theirs (the job processes and their
     fork server), but multiprocessing's resource tracker, which tidies up after them.
@@ -288,6 +306,12 @@ def run_all(runner: JobRunner, tasks: list[Task], options: CompressOptions, limi
         futures = {job.future: job for job in pending}
         done, _ = wait(futures, timeout=_POLL_S, return_when=FIRST_COMPLETED)
         if interrupt is not None and interrupt.requested:
+            # What finished is reported; what runs is the caller's to stop.
+            for job in [job for job in pending if job.done()]:
+                try:
+                    yield job.result(timeout=0)
+                except FeatherError:
+                    continue
             return
         for future in done:
             job = futures[future]
