@@ -15,8 +15,11 @@ DEPS_STAMP := $(VENV)/.deps-$(shell cat setup.cfg setup.py requirements-model.tx
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-system-deps: ## Install the Debian packages Feather needs when missing (libcairo2 for SVG; jpegtran for lossless JPEG rotation; a C compiler and Python's headers for the resize extension)
+system-deps: ## Install the Debian packages Feather needs when missing (Python's venv and npm to install into the project; libcairo2 for SVG; jpegtran for lossless JPEG rotation; a C compiler and Python's headers for the resize extension)
 	@missing=""; \
+	$(PYTHON) -c "import ensurepip, venv" >/dev/null 2>&1 \
+		|| missing="$$missing $$($(PYTHON) -c 'import sys; print("python%d.%d-venv" % sys.version_info[:2])')"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	ldconfig -p 2>/dev/null | grep -q 'libcairo.so.2' || missing="$$missing libcairo2"; \
 	command -v jpegtran >/dev/null 2>&1 || missing="$$missing libjpeg-turbo-progs"; \
 	command -v gcc >/dev/null 2>&1 || missing="$$missing gcc"; \
@@ -28,7 +31,7 @@ system-deps: ## Install the Debian packages Feather needs when missing (libcairo
 		$(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-$(PY):
+$(PY): | system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
 
@@ -40,7 +43,7 @@ $(DEPS_STAMP): $(PY) setup.cfg setup.py requirements-model.txt feather_core/_res
 # The upload form's browser-side packages (onnxruntime-web), exactly as package-lock.json says.
 NODE_STAMP := node_modules/.feather-$(shell cat package-lock.json 2>/dev/null | md5sum | cut -c1-12)
 
-$(NODE_STAMP): package.json package-lock.json
+$(NODE_STAMP): package.json package-lock.json | system-deps
 	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	rm -f node_modules/.feather-* && touch $@
 

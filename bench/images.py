@@ -42,6 +42,19 @@ class PhotoSet:
     avif: tuple[Photo, ...]
 
 
+def shown_path(path: Path) -> str:
+    """A folder as the results name it: relative to the project (``var/bench-photos``,
+    ``../shared/corpus``), else its name alone. The results are committed, so they never
+    hold this machine's own absolute paths."""
+    resolved = path.expanduser().resolve()
+    for base, prefix in ((ROOT, ""), (ROOT.parent, "../")):
+        try:
+            return prefix + resolved.relative_to(base).as_posix()
+        except ValueError:
+            continue
+    return resolved.name
+
+
 def _load(path: Path) -> Photo:
     data = path.read_bytes()
     with Image.open(io.BytesIO(data)) as image:
@@ -62,7 +75,7 @@ def _from_corpus(corpus: Path) -> PhotoSet:
     avif = shared_avif if shared_avif.is_file() else HERE / "avif_photos.txt"
     rel = [ln.strip() for ln in main.read_text().splitlines() if ln.strip() and ln[0] != "#"]
     rel_avif = [ln.strip() for ln in avif.read_text().splitlines() if ln.strip() and ln[0] != "#"]
-    return PhotoSet(str(corpus), tuple(_load(corpus / r) for r in rel),
+    return PhotoSet(shown_path(corpus), tuple(_load(corpus / r) for r in rel),
                     tuple(_load(corpus / r) for r in rel_avif))
 
 
@@ -75,18 +88,18 @@ def load_photos(images: str | None) -> PhotoSet:
         path = Path(images).expanduser().resolve()
         if path.is_file():
             photos = tuple(_load(p) for p in _list_file(path))
-            return PhotoSet(str(path), photos, _avif_picks(photos))
+            return PhotoSet(shown_path(path), photos, _avif_picks(photos))
         if (path / "MANIFEST.md").is_file():
             return _from_corpus(path)
         if path.is_dir():
             files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".jpg", ".jpeg"))
             photos = tuple(_load(p) for p in files)
-            return PhotoSet(str(path), photos, _avif_picks(photos))
+            return PhotoSet(shown_path(path), photos, _avif_picks(photos))
         raise SystemExit(f"bench: no images at {images}")
     if (DEFAULT_CORPUS / "MANIFEST.md").is_file():
         return _from_corpus(DEFAULT_CORPUS)
     photos = tuple(_load(p) for p in generate())
-    return PhotoSet(f"generated ({GENERATED_DIR})", photos, _avif_picks(photos))
+    return PhotoSet(f"generated ({shown_path(GENERATED_DIR)})", photos, _avif_picks(photos))
 
 
 def _avif_picks(photos: tuple[Photo, ...]) -> tuple[Photo, ...]:

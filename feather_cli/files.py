@@ -3,9 +3,15 @@
 Paths given on the command line may be files (always tried: the format is told by
 the bytes), folders (walked recursively; only files with an image extension are
 taken, so a README beside the photos is not a failure) or globs (for shells that
-did not expand them, and for ``**``). Output paths are planned up front so that no
-input is ever overwritten unless ``--in-place`` was asked, and so that two inputs
-never write the same output.
+did not expand them, and for ``**``). Output paths are planned up front, as
+squoosh-cli and imagemin-cli name them: ``--out-dir DIR`` keeps the tree below each
+folder, ``--suffix`` is appended to the name (default ``-compressed`` beside the
+input, nothing under an output folder), and an existing file is never replaced
+without ``--overwrite`` (``--in-place`` implies it).
+
+Running twice is safe: files the plan would write (``photo-compressed.webp`` for
+``photo.jpg``, anything under the output folder) are not taken as inputs again, and an
+input whose output already exists is skipped and reported as such.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from feather_core.sniff import sniff_format
 
 IMAGE_SUFFIXES = frozenset({f".{name}" for name in INPUT_NAMES} | {".tif", ".jfif"})
 _GLOB_CHARS = set("*?[")
+DEFAULT_SUFFIX = "-compressed"
 
 
 @dataclass(frozen=True)
@@ -28,18 +35,20 @@ class Input:
     """One file to process, and its path relative to the root that will be mirrored."""
 
     path: Path
-    relative: Path  # kept under -o DIR (the tree of a folder argument, the name of a file)
+    relative: Path  # kept under --out-dir (the tree of a folder argument, the name of a file)
 
 
 @dataclass(frozen=True)
 class Task:
     """One planned job: read ``source``, write ``output``; remove ``source`` afterwards
-    when an in-place run changed its extension."""
+    when an in-place run changed its extension. ``partial`` is the temporary file the
+    output is written to before it is renamed into place."""
 
     source: Path
     output: Path
     display: str
     remove_source: bool = False
+    partial: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,48 @@ class Rejected:
     display: str
     code: str
     message: str
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An input left alone on purpose (its output exists), with the reason."""
+
+    display: str
+    output: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where outputs go: the folder (None: beside each input), the suffix added to each
+    name, and whether existing files may be replaced."""
+
+    out_dir: Path | None = None
+    suffix: str | None = None  # None: -compressed beside the input, nothing under out_dir
+    overwrite: bool = False
+    in_place: bool = False
+
+    @property
+    def name_suffix(self) -> str:
+        if self.in_place:
+            return ""
+        if self.suffix is not None:
+            return self.suffix
+        return "" if self.out_dir is not None else DEFAULT_SUFFIX
+
+    @property
+    def replaces(self) -> bool:
+        return self.overwrite or self.in_place
+
+    def output_for(self, item: Input, extension: str) -> Path:
+        if self.in_place:
+            output = item.path.with_suffix("." + extension)
+            # photo.JPG stays photo.JPG when the format stays JPEG
+            return item.path if output.suffix.lower() == item.path.suffix.lower() else output
+        name = f"{item.path.stem}{self.name_suffix}.{extension}"
+        if self.out_dir is not None:
+            return self.out_dir / item.relative.parent / name
+        return item.path.with_name(name)
 
 
 def collect_inputs(arguments: tuple[str, ...]) -> tuple[list[Input], list[Rejected]]:
@@ -114,6 +165,17 @@ def _relative_to(file: Path, root: Path) -> Path:
         return Path(file.name)
 
 
+def shown(path: Path | str, cwd: Path | None = None) -> str:
+    """A path as the summary shows it: relative to the working folder when it is inside
+    it, else as given."""
+    cwd = cwd or Path.cwd()
+    absolute = Path(os.path.abspath(path))
+    try:
+        return str(absolute.relative_to(cwd)) or "."
+    except ValueError:
+        return str(path)
+
+
 def predicted_extension(path: Path, asked_format: str) -> str:
     """The extension the output will have; raises FeatherError if the bytes are no image."""
     if asked_format != "auto":
@@ -124,47 +186,102 @@ def predicted_extension(path: Path, asked_format: str) -> str:
     return FORMATS[choose_auto_format(ALIASES.get(source, source), False, False)].extension
 
 
-def plan_tasks(
-    inputs: list[Input],
-    *,
-    asked_format: str,
-    out_dir: Path | None,
-    in_place: bool,
-) -> tuple[list[Task], list[Rejected]]:
-    """Give every input an output path; refuse collisions and overwriting inputs."""
-    tasks: list[Task] = []
+# What ``auto`` may write for a client that accepts anything (the command line).
+_AUTO_EXTENSIONS = frozenset({"webp", "jpg", "png"})
+
+
+def _possible_outputs(item: Input, layout: Layout, asked_format: str) -> set[Path]:
+    """Every file the run may write for ``item``: the asked format's; with ``auto`` any
+    format it may pick, and the input's own (when the smaller output is kept)."""
+    extensions: set[str]
+    if asked_format == "auto":
+        extensions = {*_AUTO_EXTENSIONS, item.path.suffix.lstrip(".")}
+    else:
+        extensions = {output_format(asked_format).extension}
+    return {layout.output_for(item, ext).resolve() for ext in extensions if ext}
+
+
+def _inside_output_folder(item: Input, out_root: Path | None) -> bool:
+    """Whether ``item`` lies in an output folder nested in the tree it was found in
+    (``feather compress . -o web``: web/ holds outputs, not inputs)."""
+    if out_root is None:
+        return False
+    depth = len(item.relative.parts)
+    tree = item.path.resolve().parents[depth - 1] if depth else item.path.resolve()
+    return tree in out_root.parents and out_root in item.path.resolve().parents
+
+
+@dataclass
+class Plan:
+    """What a run will do: the tasks, the inputs refused or skipped, and the files left
+    out because the plan itself writes them (outputs of an earlier run)."""
+
+    tasks: list[Task]
+    rejected: list[Rejected]
+    skipped: list[Skipped]
+    outputs_left_out: list[str]
+
+
+def plan_tasks(inputs: list[Input], *, asked_format: str, layout: Layout) -> Plan:
+    """Give every input an output path; refuse collisions and overwriting inputs, skip
+    outputs that exist (unless ``layout.replaces``) and inputs that are outputs."""
     rejected: list[Rejected] = []
-    input_paths = {i.path.resolve() for i in inputs}
-    claimed: dict[Path, str] = {}
+    possible = {item.path: _possible_outputs(item, layout, asked_format) for item in inputs}
+
+    # What this run (or an earlier one with the same options) writes is not an input.
+    out_root = layout.out_dir.resolve() if layout.out_dir is not None else None
+    outputs_of_others: set[Path] = set()
     for item in inputs:
-        display = str(item.path)
+        outputs_of_others |= possible[item.path] - {item.path.resolve()}
+    left_out: list[str] = []
+    kept: list[tuple[Input, str]] = []
+    for item in inputs:
+        key_in = item.path.resolve()
+        if not layout.in_place and (key_in in outputs_of_others
+                                    or _inside_output_folder(item, out_root)):
+            left_out.append(shown(item.path))  # an output of this plan, from an earlier run
+            continue
         try:
             extension = predicted_extension(item.path, asked_format)
         except FeatherError as exc:
-            rejected.append(Rejected(display, exc.code, exc.message))
+            rejected.append(Rejected(shown(item.path), exc.code, exc.message))
             continue
         except OSError as exc:
-            rejected.append(Rejected(display, "READ_ERROR", exc.strerror or str(exc)))
+            rejected.append(Rejected(shown(item.path), "READ_ERROR", exc.strerror or str(exc)))
             continue
-        if in_place:
-            output = item.path.with_suffix("." + extension)
-            if output.suffix.lower() == item.path.suffix.lower():
-                output = item.path  # photo.JPG stays photo.JPG
-        elif out_dir is not None:
-            output = out_dir / item.relative.with_suffix("." + extension)
-        else:
-            output = item.path.with_name(f"{item.path.stem}-compressed.{extension}")
+        kept.append((item, extension))
+
+    tasks: list[Task] = []
+    skipped: list[Skipped] = []
+    input_paths = {item.path.resolve() for item, _ in kept}
+    claimed: dict[Path, str] = {}
+    for item, extension in kept:
+        display = shown(item.path)
+        key_in = item.path.resolve()
+        output = layout.output_for(item, extension)
         key = output.resolve()
-        own = key == item.path.resolve()
-        if key in input_paths and not (in_place and own):
+        own = key == key_in
+        if key in input_paths and not own:
             rejected.append(Rejected(display, "WOULD_OVERWRITE",
-                                     f"the output {output} is an input file; "
+                                     f"the output {shown(output)} is an input file; "
                                      "use --in-place to replace inputs"))
+            continue
+        if own and not layout.replaces:
+            rejected.append(Rejected(display, "WOULD_OVERWRITE",
+                                     f"the output {shown(output)} is the input itself; "
+                                     "use --overwrite or --in-place to replace it"))
             continue
         if key in claimed:
             rejected.append(Rejected(display, "OUTPUT_COLLISION",
-                                     f"{claimed[key]} already writes {output}"))
+                                     f"{claimed[key]} already writes {shown(output)}"))
+            continue
+        existing = sorted(p for p in possible[item.path] if p.is_file() and p != key_in)
+        if existing and not layout.replaces:
+            skipped.append(Skipped(display, shown(existing[0]),
+                                   "exists (from an earlier run); --overwrite replaces it"))
             continue
         claimed[key] = display
-        tasks.append(Task(item.path, output, display, remove_source=in_place and not own))
-    return tasks, rejected
+        partial = output.parent / f".{output.name}.{os.getpid()}.feather-part"
+        tasks.append(Task(item.path, output, display,
+                          remove_source=layout.in_place and not own, partial=partial))
+    return Plan(tasks, rejected, skipped, left_out)

@@ -131,6 +131,11 @@ class Settings:
     rate_limit_per_minute: int = _env("RATE_LIMIT_PER_MINUTE", _int_at_least(0), 60, "limits",
                                       "Requests per client IP per minute on working "
                                       "endpoints; 0 disables.")
+    rate_limit_previews_per_minute: int = _env(
+        "RATE_LIMIT_PREVIEWS_PER_MINUTE", _int_at_least(0), 120, "limits",
+        "Previews (mode=preview, one file) per client IP per minute, a budget of their own "
+        "beside RATE_LIMIT_PER_MINUTE, so the form's live previews never use up the budget "
+        "of real work; 0: previews spend RATE_LIMIT_PER_MINUTE like any request.")
     cors_origins: tuple[str, ...] = _env("CORS_ORIGINS", _origins, (), "http",
                                          "Comma-separated allowed origins, or *.")
     trusted_proxies: int = _env("TRUSTED_PROXIES", _int_at_least(0), 0, "http",

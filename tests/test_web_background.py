@@ -78,7 +78,10 @@ def download(page: Page, name: str, saved: Path) -> Image.Image:
 
 
 def model_requests(visit: Visit) -> list[str]:
-    return [url.removeprefix(visit.origin) for _, url in visit.requests if "/api/model" in url]
+    """The models the page downloaded (GET; the form asks with HEAD first whether one can
+    be had at all)."""
+    return [url.removeprefix(visit.origin) for method, url in visit.requests
+            if "/api/model" in url and method == "GET"]
 
 
 # ---------------------------------------------------------------- offline: the bundled model
@@ -111,10 +114,13 @@ def test_offline_the_form_falls_back_to_the_bundled_model_and_cuts_out_real_phot
         page.check("#removeBackground")  # MODNet quantized, the default
         status = page.locator("#model-status")
         expect(status).to_have_attribute("data-model", "lite")
+        # Said in a user's words (the server's own reason is in its log).
+        expect(page.locator("#bg-availability")).to_have_text(
+            "MODNet (quantized) cannot be used (this server could not download it); "
+            "backgrounds will be removed with U²-Netp (bundled) instead.")
         expect(page.locator("#model-label")).to_have_text(
-            "MODNet (quantized) could not be loaded (Could not fetch the quantized model: the "
-            "upstream is unreachable (ConnectionError)); backgrounds are removed with U²-Netp "
-            "(bundled) instead.")
+            "MODNet (quantized) could not be loaded (this server could not download it); "
+            "backgrounds are removed with U²-Netp (bundled) instead.")
 
         for name in PHOTOS:
             drop(page, PHOTOS[name], "image/jpeg")

@@ -6,7 +6,9 @@
     def convert() -> Response: ...
 
 - ``@rate_limited``: the request spends one of the client IP's per-minute budget
-  (``feather_server.http.ratelimit`` reads the mark).
+  (``feather_server.http.ratelimit`` reads the mark). A preview (``mode=preview``, one
+  file) spends the client's preview budget instead (``RATE_LIMIT_PREVIEWS_PER_MINUTE``),
+  so a page's live previews never use up the budget of real work (``budget_of``).
 - ``@takes_batch``: the request may carry a FluxImage batch (20 files of MAX_UPLOAD_MB
   and a watermark), so its body limit is raised before anything reads it.
 - ``@speaks(...)`` (``feather_server.http.dialect``): the dialect of answers and errors.
@@ -46,6 +48,30 @@ def takes_batch(view: V) -> V:
 
 def is_rate_limited(view: object) -> bool:
     return bool(getattr(view, "feather_rate_limited", False))
+
+
+WORK = "work"
+PREVIEWS = "previews"
+
+
+def budget_of(view: object, settings: Settings) -> str | None:
+    """Which per-minute budget the current request to ``view`` spends: ``PREVIEWS`` for a
+    preview of one image to a rate-limited view (when the operator gives previews a budget
+    of their own), ``WORK`` for any other request to it, None when it is not limited.
+
+    Telling a preview needs its form, so the body of a multipart request no larger than
+    one image's is read here, before the limit is checked; larger or unsized bodies are
+    never previews, and are refused (when over the limit) before a byte of them is read.
+    """
+    if not is_rate_limited(view) or request.method == "OPTIONS":
+        return None
+    if (not settings.rate_limit_previews_per_minute or request.method != "POST"
+            or request.mimetype != "multipart/form-data" or request.content_length is None
+            or request.content_length > single_request_limit(settings)):
+        return WORK
+    modes = {mode.strip().lower() for mode in request.form.getlist("mode") if mode.strip()}
+    files = [f for f in request.files.getlist("file") if f.filename or f.content_length]
+    return PREVIEWS if modes == {"preview"} and len(files) == 1 else WORK
 
 
 def single_request_limit(settings: Settings) -> int:

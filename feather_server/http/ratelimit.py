@@ -3,6 +3,11 @@
 One budget of ``RATE_LIMIT_PER_MINUTE`` requests per client IP is shared by every
 working endpoint (a client cannot multiply it by spreading over endpoints), counted
 in a moving window of 60 seconds, so no 60-second span ever holds more than the limit.
+Previews (``mode=preview``, one file: what the upload form sends as options change)
+spend a budget of their own, ``RATE_LIMIT_PREVIEWS_PER_MINUTE``, in the same window and
+the same store (``feather_server.http.policy.budget_of`` tells which a request spends),
+so live previews never use up the budget of downloads, and a client can never have more
+than the two budgets together.
 
 Counters live where every process that serves the client can see them:
 - ``REDIS_URL`` set: in Redis, so several hosts share one budget;
@@ -26,15 +31,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, g, request
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
+from limits import RateLimitItemPerMinute
 from limits.storage import MovingWindowSupport, Storage
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from feather_server.datadir import create_private_file, private_folder
 from feather_server.http.errors import error_response
-from feather_server.http.policy import is_rate_limited
+from feather_server.http.policy import PREVIEWS, budget_of
 from feather_server.metrics import metrics
 from feather_server.settings import Settings, current_settings
 
@@ -69,10 +75,13 @@ def init_app(app: Flask) -> None:
     # Registered before the limiter's own hook, so it runs after it (Flask runs
     # after_request functions in reverse order) and sees the headers it wrote.
     app.after_request(_retry_after_only_when_limited)
+    app.after_request(_preview_headers)
     app.register_error_handler(RateLimitExceeded, _too_many_requests)
     limiter_log = logging.getLogger("flask-limiter")
     if _STORAGE_FAILURE_FILTER not in limiter_log.filters:
         limiter_log.addFilter(_STORAGE_FAILURE_FILTER)
+    # Before the limiter's own check: a preview spends its own budget and is exempt there.
+    app.before_request(_spend_preview_budget)
     limiter.init_app(app)
     app.extensions["feather_limiter"] = limiter
 
@@ -94,12 +103,54 @@ def _storage_options(settings: Settings) -> dict[str, Any]:
             "retry": None}
 
 
+def _budget() -> str | None:
+    """The budget this request spends (decided once per request)."""
+    if "feather_budget" not in g:
+        view = current_app.view_functions.get(request.endpoint or "")
+        g.feather_budget = budget_of(view, current_settings())
+    found: str | None = g.feather_budget
+    return found
+
+
 def _exempt() -> bool:
     # Only views marked @rate_limited do work worth limiting (health, formats, signed
     # downloads and one's own usage are not); preflights carry no work and must be
-    # answered even to a client over its limit.
-    view = current_app.view_functions.get(request.endpoint or "")
-    return not is_rate_limited(view) or request.method == "OPTIONS"
+    # answered even to a client over its limit. Previews spend their own budget.
+    return _budget() in (None, PREVIEWS)
+
+
+def _spend_preview_budget() -> Response | None:
+    """Take one of the client's previews, or answer 429 when none is left."""
+    if _budget() != PREVIEWS:
+        return None
+    settings = current_settings()
+    limiter: Limiter = current_app.extensions["feather_limiter"]
+    item = RateLimitItemPerMinute(settings.rate_limit_previews_per_minute)
+    identity = (settings.rate_limit_key_prefix, PREVIEWS, get_remote_address())
+    try:
+        granted = limiter.limiter.hit(item, *identity)
+        stats = limiter.limiter.get_window_stats(item, *identity)
+    except Exception as exc:  # noqa: BLE001 - the store failed: fail open, as the limiter
+        _warn_storage_failure(exc)
+        return None
+    g.feather_preview_window = (item.amount, stats.remaining, math.ceil(stats.reset_time))
+    if granted:
+        return None
+    return error_response(
+        429, "RATE_LIMIT_EXCEEDED",
+        f"Preview limit exceeded: {item.amount} previews per minute per client. "
+        "Retry after the number of seconds in Retry-After.",
+    )
+
+
+def _preview_headers(response: Response) -> Response:
+    window = g.get("feather_preview_window")
+    if window is not None:
+        limit, remaining, reset = window
+        response.headers["X-RateLimit-Limit"] = str(limit)
+        response.headers["X-RateLimit-Remaining"] = str(remaining)
+        response.headers["X-RateLimit-Reset"] = str(reset)
+    return response
 
 
 def _too_many_requests(exc: RateLimitExceeded) -> Response:
@@ -139,18 +190,24 @@ class _StorageFailureFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if "Swallowing error" not in record.getMessage():
             return True
+        self.failed(record.exc_info[1] if record.exc_info else None)
+        return False
+
+    def failed(self, cause: BaseException | None) -> None:
         metrics().ratelimit_store_failures.inc()
         now = time.monotonic()
         if now - self._last < _WARN_EVERY:
-            return False
+            return
         self._last = now
-        cause = record.exc_info[1] if record.exc_info else None
         log.warning("Rate-limit storage unavailable, letting requests through: %s",
                     f"{type(cause).__name__}: {cause}" if cause else "unknown error")
-        return False
 
 
 _STORAGE_FAILURE_FILTER = _StorageFailureFilter()
+
+
+def _warn_storage_failure(cause: BaseException) -> None:
+    _STORAGE_FAILURE_FILTER.failed(cause)
 
 
 class SQLiteStorage(Storage, MovingWindowSupport):

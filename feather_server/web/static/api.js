@@ -3,17 +3,27 @@
 // fields). XMLHttpRequest rather than fetch because only it reports upload progress.
 
 export class ApiError extends Error {
-  constructor(message, code = "", status = 0) {
+  constructor(message, code = "", status = 0, retryAfter = null) {
     super(message);
     this.code = code;
     this.status = status;
+    this.retryAfter = retryAfter; // seconds the server asked to wait (429, 503), or null
   }
+}
+
+// Retry-After in seconds: a number, or an HTTP date.
+function retryAfterOf(header) {
+  if (!header) return null;
+  const seconds = Number(header);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds);
+  const at = Date.parse(header);
+  return Number.isNaN(at) ? null : Math.max(0, (at - Date.now()) / 1000);
 }
 
 export class Aborted extends Error {}
 
 // The message of either dialect's error envelope, in words a person can act on.
-async function errorFrom(status, blob) {
+async function errorFrom(status, blob, retryAfter = null) {
   let body = null;
   try {
     body = JSON.parse(await blob.text());
@@ -26,13 +36,13 @@ async function errorFrom(status, blob) {
     const details = error.details && typeof error.details === "object"
       ? Object.entries(error.details).map(([field, why]) => `${field} ${why}`) : [];
     if (details.length) message += `: ${details.join("; ")}`;
-    return new ApiError(message, error.code || "", status);
+    return new ApiError(message, error.code || "", status, retryAfter);
   }
   if (typeof error === "string") {
-    return new ApiError(body.message || error, error, status);
+    return new ApiError(body.message || error, error, status, retryAfter);
   }
   if (status === 0) return new ApiError("The server could not be reached.", "NETWORK", 0);
-  return new ApiError(`The server answered ${status}.`, "HTTP_" + status, status);
+  return new ApiError(`The server answered ${status}.`, "HTTP_" + status, status, retryAfter);
 }
 
 // POST a FormData; resolves {status, blob, headers} on 2xx, rejects ApiError otherwise.
@@ -51,7 +61,8 @@ export function send(url, form, { apiKey = "", onProgress = null, signal = null,
       if (xhr.status >= 200 && xhr.status < 300) {
         resolve({ status: xhr.status, blob: xhr.response, header: (n) => xhr.getResponseHeader(n) });
       } else {
-        reject(await errorFrom(xhr.status, xhr.response || new Blob()));
+        reject(await errorFrom(xhr.status, xhr.response || new Blob(),
+          retryAfterOf(xhr.getResponseHeader("Retry-After"))));
       }
     };
     xhr.onerror = () => reject(new ApiError("The connection to the server failed.", "NETWORK", 0));
@@ -98,6 +109,8 @@ export async function compress(file, name, fields, { mode, apiKey, onProgress, s
       format: answer.header("X-Output-Format") || (answer.blob.type || "").replace("image/", ""),
       quality: number("X-Output-Quality"),
       targetMet: answer.header("X-Target-Met"),
+      resized: answer.header("X-Resized") === "true",
+      unchanged: answer.header("X-Output-Unchanged") === "true",
     },
   };
 }
@@ -117,7 +130,10 @@ export async function compressWithAi(file, name, fields, { apiKey, onProgress, s
       failed ? (failed.code || "") : "", answer.status);
   }
   const download = await fetch(item.downloadUrl, { signal });
-  if (!download.ok) throw await errorFrom(download.status, await download.blob());
+  if (!download.ok) {
+    throw await errorFrom(download.status, await download.blob(),
+      retryAfterOf(download.headers.get("Retry-After")));
+  }
   const blob = await download.blob();
   return {
     blob,
@@ -125,4 +141,18 @@ export async function compressWithAi(file, name, fields, { apiKey, onProgress, s
     altText: item.altText || "",
     facts: { originalBytes: item.originalSize, outputBytes: item.optimizedSize ?? blob.size },
   };
+}
+
+// Whether the server can hand out a background-removal model now: HEAD /api/model (the
+// model is fetched and cached by the server, nothing is sent here). Resolves
+// {ok, status, bytes}; rejects ApiError for a rate limit, like every request.
+export async function probeModel(variant, { signal = null } = {}) {
+  const response = await fetch(`/api/model?variant=${encodeURIComponent(variant)}`,
+    { method: "HEAD", signal });
+  if (response.status === 429) {
+    throw new ApiError("Too many requests", "RATE_LIMIT_EXCEEDED", 429,
+      retryAfterOf(response.headers.get("Retry-After")));
+  }
+  return { ok: response.ok, status: response.status,
+    bytes: Number(response.headers.get("Content-Length")) || 0 };
 }

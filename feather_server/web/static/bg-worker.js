@@ -113,7 +113,11 @@ async function errorMessage(response) {
 
 async function fetchModel(variant) {
   const response = await fetch(`/api/model?variant=${encodeURIComponent(variant)}`);
-  if (!response.ok) throw new Error(await errorMessage(response));
+  if (!response.ok) {
+    const error = new Error(await errorMessage(response));
+    error.status = response.status; // the page tells the user why in its own words
+    throw error;
+  }
   const total = Number(response.headers.get("Content-Length")) || 0;
   const reader = response.body.getReader();
   const chunks = [];
@@ -159,13 +163,14 @@ async function model(asked) {
       post({ type: "model-ready", variant, name: NAMES[variant], asked });
       return { variant, session: found };
     } catch (error) {
-      fallenBack.set(variant, String(error.message || error));
+      fallenBack.set(variant, { message: String(error.message || error), status: error.status || 0 });
     }
   }
-  const reason = fallenBack.get(variant);
+  const why = fallenBack.get(variant);
   variant = FALLBACK;
   const found = await session(variant);
-  post({ type: "model-ready", variant, name: NAMES[variant], asked, askedName: NAMES[asked], reason });
+  post({ type: "model-ready", variant, name: NAMES[variant], asked, askedName: NAMES[asked],
+    reason: why && why.message, reasonStatus: why && why.status });
   return { variant, session: found };
 }
 
