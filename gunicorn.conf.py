@@ -113,11 +113,12 @@ def worker_abort(worker):  # type: ignore[no-untyped-def]
 
 
 def post_fork(server, worker):  # type: ignore[no-untyped-def]
-    # Reuse freed image buffers instead of re-faulting fresh pages every request
-    # (feather_core/allocator.py says why; it saves about a third of a resize job's CPU).
-    from feather_core.allocator import keep_freed_memory
+    # A worker receives requests and leaves the image work to job processes: uploads
+    # held in memory get mappings of their own, which grow without copies and go back
+    # to the kernel after the request (feather_core/allocator.py says why).
+    from feather_core.allocator import hand_back_large_buffers
 
-    keep_freed_memory()
+    hand_back_large_buffers()
 
 
 def post_worker_init(worker):  # type: ignore[no-untyped-def]

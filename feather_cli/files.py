@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from feather_core.errors import FeatherError
-from feather_core.formats import ALIASES, FORMATS, INPUT_NAMES, choose_auto_format, output_format
+from feather_core.formats import FORMATS, INPUT_NAMES, output_format
 from feather_core.sniff import sniff_format
 
 IMAGE_SUFFIXES = frozenset({f".{name}" for name in INPUT_NAMES} | {".tif", ".jfif"})
@@ -177,13 +177,14 @@ def shown(path: Path | str, cwd: Path | None = None) -> str:
 
 
 def predicted_extension(path: Path, asked_format: str) -> str:
-    """The extension the output will have; raises FeatherError if the bytes are no image."""
+    """The extension the output will most likely have (the file is renamed after the
+    format ``auto`` picked, once it is known); raises FeatherError if the bytes are no image.
+    """
     if asked_format != "auto":
         return output_format(asked_format).extension
     with path.open("rb") as handle:
-        head = handle.read(4096)
-    source = sniff_format(head)
-    return FORMATS[choose_auto_format(ALIASES.get(source, source), False, False)].extension
+        sniff_format(handle.read(4096))
+    return FORMATS["webp"].extension  # what auto makes of most photos
 
 
 # What ``auto`` may write for a client that accepts anything (the command line).

@@ -67,19 +67,3 @@ def output_format(name: str) -> Format:
 def can_hold(fmt: Format, width: int, height: int) -> bool:
     """Whether ``fmt`` can store an image of ``width`` x ``height`` pixels."""
     return fmt.max_side is None or max(width, height) <= fmt.max_side
-
-
-def choose_auto_format(source: str, has_alpha: bool, animated: bool) -> str:
-    """The ``outputFormat=auto`` rule.
-
-    Web formats (JPEG, PNG, WebP, AVIF) are kept as they are, so ``auto`` never
-    changes what a browser can show. Everything else (HEIC, TIFF, GIF, BMP, SVG)
-    becomes WebP: every current browser shows it, it keeps transparency and
-    animation, and it is smaller than JPEG or PNG at the same quality.
-    A still GIF with no transparency is a graphic, where lossless PNG would often
-    win on size; WebP is still chosen because its lossless mode beats PNG too.
-    """
-    if source in OUTPUT_NAMES:
-        return source
-    del has_alpha, animated  # WebP carries both, so the rule need not branch on them
-    return "webp"
