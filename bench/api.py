@@ -222,16 +222,32 @@ def run_batch(server: Server, photos: Sequence[Photo], fields: dict[str, str]) -
 
 def largest_allowed(max_pixels: int) -> tuple[Photo, int]:
     """A photo of ``max_pixels`` (3:2), as JPEG, and its decoded RGB size in bytes."""
+    width, height = _three_by_two(max_pixels)
+    return _generated(f"largest-{width}x{height}.jpg", width, height, 7), width * height * 3
+
+
+def photos_of_megapixels(megapixels: float, count: int) -> tuple[Photo, ...]:
+    """``count`` photos of ``megapixels`` (3:2) as JPEG, five different ones repeated."""
+    width, height = _three_by_two(int(megapixels * 1e6))
+    distinct = [_generated(f"{megapixels:g}mp-{seed}.jpg", width, height, seed)
+                for seed in range(min(5, count))]
+    return tuple(distinct[i % len(distinct)] for i in range(count))
+
+
+def _three_by_two(pixels: int) -> tuple[int, int]:
+    height = int((pixels * 2 / 3) ** 0.5)
+    return pixels // height, height
+
+
+def _generated(name: str, width: int, height: int, seed: int) -> Photo:
+    """A generated photo, drawn at a quarter of its size and scaled up (fast to make)."""
     from PIL import Image
 
     from bench.images import encoded, photo
 
-    height = int((max_pixels * 2 / 3) ** 0.5)
-    width = max_pixels // height
-    small = photo(max(2, width // 4), max(2, height // 4), seed=7)
-    big = small.resize((width, height), Image.Resampling.BICUBIC)
-    data = encoded(big, "JPEG", quality=85)
-    return Photo(f"largest-{width}x{height}.jpg", data, width, height), width * height * 3
+    small = photo(max(2, width // 4), max(2, height // 4), seed=seed)
+    data = encoded(small.resize((width, height), Image.Resampling.BICUBIC), "JPEG", quality=85)
+    return Photo(name, data, width, height)
 
 
 def peak_rss(server: Server, photo: Photo, fields: dict[str, str]) -> float:
@@ -245,3 +261,27 @@ def peak_rss(server: Server, photo: Photo, fields: dict[str, str]) -> float:
                           range(len(pids))))
     return max(peak_rss_mb(pid) + max((peak_rss_mb(p) for p in descendants(pid)), default=0.0)
                for pid in pids)
+
+
+def batch_peak_mb(server: Server, photos: Sequence[Photo], fields: dict[str, str]) -> float:
+    """Peak memory (MB) of a worker and every process below it while one /api/batch
+    holds ``photos``: the sum of their resident sizes, sampled every 10 ms."""
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            total = sum(status_kb(member, "VmRSS") for pid in server.worker_pids()
+                        for member in (pid, *descendants(pid)))
+            peak = max(peak, total)
+            time.sleep(0.01)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        run_batch(server, photos, fields)
+    finally:
+        done.set()
+        sampler.join()
+    return peak / 1024
