@@ -1,3 +1,6 @@
+"""Fixtures every test folder shares: settings, the app, its client and command line, and
+one real gunicorn for the session."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -5,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient
+from flask.testing import FlaskClient, FlaskCliRunner
 
 from feather_server import create_app
 from feather_server.settings import Settings
@@ -25,6 +28,12 @@ def app(settings: Settings) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    """The app's command line (``flask keys ...``) on the test's settings."""
+    return app.test_cli_runner()
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""What the upload form's browser tests share beyond tests/test_web_form.py: a gunicorn
+"""What the upload form's browser tests share beyond tests/feather_server/test_web_form.py: a gunicorn
 with the default rate limits, photos on disk, a record of every answer the page got, and
 the README's screenshots."""
 
@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, Response
 
+from tests.feather_server.test_web_form import TIMEOUT_MS, Visit
 from tests.server import GunicornServer
-from tests.test_web_form import TIMEOUT_MS, Visit
 
 # Blank means the setting's default (Settings.from_env skips blank variables), whatever
 # the environment the tests run in says.
@@ -53,7 +53,7 @@ def visit_of(browser: Browser, server: GunicornServer, **context: object) -> Vis
 
 def screenshot(page: Page, name: str, **options: object) -> None:
     """Save a README screenshot as docs/<name> when FEATHER_SCREENSHOTS names the folder
-    (`FEATHER_SCREENSHOTS=docs .venv/bin/pytest tests/test_web_form*.py`); a plain test
+    (`FEATHER_SCREENSHOTS=docs .venv/bin/pytest tests/feather_server/test_web_form*.py`); a plain test
     run takes none."""
     folder = os.environ.get("FEATHER_SCREENSHOTS")
     if folder:

@@ -22,6 +22,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
+from tests.paths import RESOURCES
+
 # Fixed so a test can compute the expected matte with numpy.
 WEIGHTS = np.array([0.8, -0.5, 0.3], dtype=np.float32)
 BIAS = np.float32(0.1)
@@ -93,7 +95,6 @@ def describe(data: bytes) -> tuple[Signature, Signature]:
 
 # --- the bundled U²-Netp and the real photos --------------------------------------------
 
-RESOURCES = Path(__file__).resolve().parent / "resources"
 PHOTOS = {name: RESOURCES / "photos" / f"{name}.jpg" for name in ("astronaut", "coffee")}
 MASKS = {name: RESOURCES / "masks" / f"{name}.png" for name in PHOTOS}
 

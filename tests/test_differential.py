@@ -15,16 +15,17 @@ import pytest
 from PIL import Image
 
 from tests.images import marked, photo
+from tests.paths import RESOURCES
 from tools import differential
 from tools.differential import KINDS, Side, compare_sides, load_known
 
-RESOURCES = Path(__file__).parent / "resources" / "differential"
+DIFFERENTIAL = RESOURCES / "differential"
 
 
 def test_committed_files_decode_as_the_references_do() -> None:
-    files = differential.image_files(RESOURCES)
+    files = differential.image_files(DIFFERENTIAL)
     assert len(files) >= 15
-    report = differential.run(RESOURCES, files, load_known(), jobs=1)
+    report = differential.run(DIFFERENTIAL, files, load_known(), jobs=1)
     out = io.StringIO()
     differential.print_report(report, out, verbose=True)
     assert not report.unexplained, out.getvalue()
@@ -36,9 +37,9 @@ def test_committed_files_decode_as_the_references_do() -> None:
 
 
 def test_every_committed_file_has_its_origin_noted() -> None:
-    origin = (RESOURCES / "ORIGIN.md").read_text()
-    for path in differential.image_files(RESOURCES):
-        assert f"| {path.relative_to(RESOURCES).as_posix()} |" in origin
+    origin = (DIFFERENTIAL / "ORIGIN.md").read_text()
+    for path in differential.image_files(DIFFERENTIAL):
+        assert f"| {path.relative_to(DIFFERENTIAL).as_posix()} |" in origin
 
 
 def test_known_differences_are_well_formed() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,8 +14,8 @@ from feather_server.api import docs
 from feather_server.http.errors import STATUS_BY_CODE
 from feather_server.readme_tables import TABLES, table_in
 from feather_server.settings import settings_table
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 SAMPLE: dict[str, Any] = {

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import struct
-from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
@@ -22,13 +21,15 @@ from feather_core.errors import InvalidImage, OutputTooLarge
 from feather_core.formats import FORMATS, can_hold
 from feather_core.isobmff import av1_size_mismatches, ispe_sizes, merge_property_associations
 from feather_core.options import Limits
-from tests.faults import jobs_with, png_loader_raising_type_error
 from tests.api import post_image
+from tests.faults import jobs_with, png_loader_raising_type_error
 from tests.helpers import assert_image_similar, close, open_image, pixel
 from tests.images import encode, marked, photo
+from tests.paths import RESOURCES
 
-RESOURCES = Path(__file__).parent / "resources" / "differential"
-ALPHA_AVIF = RESOURCES / "avif-samples" / "plum-blossom-small.profile0.8bpc.yuv420.alpha-full.avif"
+DIFFERENTIAL = RESOURCES / "differential"
+ALPHA_AVIF = (DIFFERENTIAL / "avif-samples"
+              / "plum-blossom-small.profile0.8bpc.yuv420.alpha-full.avif")
 RED, GREEN, BLUE = (220, 20, 20), (20, 200, 20), (20, 20, 220)
 
 

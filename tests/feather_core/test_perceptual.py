@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from PIL import Image, ImageFilter
 
 from feather_core import perceptual
 from tests.helpers import open_image
 from tests.images import encode, photo
+from tests.paths import RESOURCES
 
-RESOURCES = Path(__file__).parent / "resources" / "ssimulacra2"
+SSIMULACRA2 = RESOURCES / "ssimulacra2"
 
 pytestmark = pytest.mark.skipif(not perceptual.available(), reason="metric extension not built")
 
@@ -25,8 +24,8 @@ LIBJXL_SCORES = [
 
 @pytest.mark.parametrize(("original", "distorted", "expected"), LIBJXL_SCORES)
 def test_matches_libjxl(original: str, distorted: str, expected: float) -> None:
-    reference = open_image((RESOURCES / original).read_bytes())
-    candidate = open_image((RESOURCES / distorted).read_bytes())
+    reference = open_image((SSIMULACRA2 / original).read_bytes())
+    candidate = open_image((SSIMULACRA2 / distorted).read_bytes())
     score = perceptual.ssimulacra2(reference, candidate)
     # libjxl blurs with a float recursive filter, here with its exact 9-tap kernel: on
     # photos near these scores the two agree to a few hundredths.

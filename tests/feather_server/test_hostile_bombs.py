@@ -23,8 +23,8 @@ from feather_server import create_app
 from feather_server.settings import Settings
 from tests import hostile
 from tests.images import animated_gif, encode, photo
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 FORMATS = sorted(hostile.HEADER_BUILDERS)
 
 

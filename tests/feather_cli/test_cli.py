@@ -55,7 +55,8 @@ def test_compress_folder_keeps_tree_and_reports_failures(tree: Path, tmp_path: P
                   "--max-width", "160", "--jobs", "2", cwd=tmp_path)
 
     assert run.returncode == 1, run.stderr
-    assert "broken.jpg" in run.stderr and "INVALID_IMAGE" in run.stderr
+    assert "broken.jpg" in run.stderr
+    assert "INVALID_IMAGE" in run.stderr
     out = tmp_path / "out"
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert written == ["a.webp", "sub/b.webp", "sub/deeper/c.webp"]
@@ -65,9 +66,12 @@ def test_compress_folder_keeps_tree_and_reports_failures(tree: Path, tmp_path: P
     b = open_image((out / "sub" / "b.webp").read_bytes())
     assert (b.format, b.size, b.mode) == ("WEBP", (160, 120), "RGBA")
     c = Image.open(out / "sub" / "deeper" / "c.webp")
-    assert c.format == "WEBP" and c.n_frames == 4
+    assert c.format == "WEBP"
+    assert c.n_frames == 4
     # The summary names every written file and the totals; inputs are untouched.
-    assert "sub/b.webp" in run.stdout and "3 files" in run.stdout and "1 failed" in run.stdout
+    assert "sub/b.webp" in run.stdout
+    assert "3 files" in run.stdout
+    assert "1 failed" in run.stdout
     assert _snapshot(tree) == before
 
 
@@ -86,7 +90,8 @@ def test_default_output_is_next_to_the_input_and_never_replaces_it(tmp_path: Pat
     # -o pointing at the input's own folder would overwrite it: refused, file kept.
     run = feather("compress", "shot.jpg", "-o", ".", cwd=tmp_path)
     assert run.returncode == 1
-    assert "WOULD_OVERWRITE" in run.stderr and "shot.jpg" in run.stderr
+    assert "WOULD_OVERWRITE" in run.stderr
+    assert "shot.jpg" in run.stderr
     assert source.read_bytes() == original
 
 
@@ -103,10 +108,12 @@ def test_in_place_replaces_inputs(tmp_path: Path) -> None:
     run = feather("compress", "p.jpg", "--in-place", "-q", "50", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     replaced = (tmp_path / "p.jpg").read_bytes()
-    assert len(replaced) < len(jpeg) and open_image(replaced).size == (200, 100)
+    assert len(replaced) < len(jpeg)
+    assert open_image(replaced).size == (200, 100)
 
     run = feather("compress", "p.jpg", "--in-place", "-o", "x", cwd=tmp_path)
-    assert run.returncode == 2 and "exclude each other" in run.stderr
+    assert run.returncode == 2
+    assert "exclude each other" in run.stderr
 
 
 def test_two_inputs_never_write_one_output(tmp_path: Path) -> None:
@@ -129,7 +136,8 @@ def test_jobs_give_the_same_outputs(tmp_path: Path) -> None:
                       "--json", cwd=tmp_path)
         assert run.returncode == 0, run.stderr
         report = json.loads(run.stdout)
-        assert report["files"] == 4 and report["failed"] == 0
+        assert report["files"] == 4
+        assert report["failed"] == 0
         assert report["outputBytes"] == sum(r["outputBytes"] for r in report["results"])
         results[jobs] = {p.name: p.read_bytes() for p in (tmp_path / f"out{jobs}").iterdir()}
     assert sorted(results["1"]) == [f"img{i}.avif" for i in range(4)]
@@ -150,7 +158,8 @@ def test_bad_options_are_usage_errors_named_like_the_cli(tmp_path: Path, tree: P
     assert "--quality must be a number between 1 and 100, or auto" in run.stderr
     assert "--crop-width is required" in run.stderr
     run = feather("convert", tree, cwd=tmp_path)
-    assert run.returncode == 2 and "--output-format" in run.stderr
+    assert run.returncode == 2
+    assert "--output-format" in run.stderr
     assert not any(p.name.endswith("-compressed.jpg") for p in tree.rglob("*"))
 
 
@@ -208,15 +217,21 @@ def test_info(tmp_path: Path) -> None:
     assert (turned["format"], turned["width"], turned["height"]) == ("jpeg", 300, 200)
     assert (turned["storedWidth"], turned["orientation"], turned["hasExif"]) == (200, 6, True)
     assert (anim["format"], anim["frames"], anim["animated"]) == ("gif", 4, True)
-    assert anim["durationMs"] == 1000 and anim["loop"] == 0
-    assert icc["iccProfile"] and "sRGB" in icc["iccProfile"] and icc["hasAlpha"] is False
-    assert icc["pixels"] == 90 * 60 and icc["bytes"] == (tmp_path / "icc.png").stat().st_size
+    assert anim["durationMs"] == 1000
+    assert anim["loop"] == 0
+    assert icc["iccProfile"]
+    assert "sRGB" in icc["iccProfile"]
+    assert icc["hasAlpha"] is False
+    assert icc["pixels"] == 90 * 60
+    assert icc["bytes"] == (tmp_path / "icc.png").stat().st_size
 
     text = feather("info", "turned.jpg", cwd=tmp_path).stdout
-    assert "rotated 90° CW" in text and "300 x 200" in text
+    assert "rotated 90° CW" in text
+    assert "300 x 200" in text
 
     run = feather("info", "text.jpg", cwd=tmp_path)
-    assert run.returncode == 1 and "INVALID_IMAGE" in run.stderr
+    assert run.returncode == 1
+    assert "INVALID_IMAGE" in run.stderr
 
 
 def test_help_everywhere(tmp_path: Path) -> None:
@@ -234,9 +249,12 @@ def test_keys_and_sweep_commands(tmp_path: Path) -> None:
     assert re.fullmatch(r"flx_live_[0-9a-f]{40}", raw)
     listed = feather("keys", "list", cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
-    assert raw[:14] in listed.stdout and "pro" in listed.stdout and raw not in listed.stdout
+    assert raw[:14] in listed.stdout
+    assert "pro" in listed.stdout
+    assert raw not in listed.stdout
     run = feather("sweep", cwd=tmp_path)
-    assert run.returncode == 0 and "expired output(s) deleted" in run.stdout
+    assert run.returncode == 0
+    assert "expired output(s) deleted" in run.stdout
 
 
 def test_serve_runs_gunicorn(tmp_path: Path) -> None:
@@ -255,7 +273,8 @@ def test_serve_runs_gunicorn(tmp_path: Path) -> None:
                 assert server.poll() is None, server.stderr.read() if server.stderr else ""
                 assert time.monotonic() < deadline, "feather serve did not start"
                 time.sleep(0.2)
-        assert answer.status_code == 200 and answer.json()["ok"] is True
+        assert answer.status_code == 200
+        assert answer.json()["ok"] is True
     finally:
         server.terminate()
         server.wait(timeout=30)

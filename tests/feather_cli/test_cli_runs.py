@@ -1,6 +1,6 @@
 """The `feather` command as people run it again and again: Ctrl-C, re-runs in the same
 folder, pipes, files that would grow, and the table on a terminal. A real subprocess on
-real files, as tests/test_cli.py runs it."""
+real files, as tests/feather_cli/test_cli.py runs it."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests.feather_cli.test_cli import FEATHER, feather
 from tests.helpers import open_image
 from tests.images import encode, photo
-from tests.test_cli import FEATHER, feather
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 

@@ -16,6 +16,7 @@ from PIL import Image
 from tests import hostile
 from tests.helpers import open_image
 from tests.images import animated_gif, encode, photo
+from tests.paths import RESOURCES
 
 DOCUMENTED = {(200, None), (415, "UNSUPPORTED_FORMAT"), (422, "INVALID_IMAGE"),
               (422, "TOO_MANY_PIXELS")}
@@ -130,7 +131,7 @@ def test_animation_still_works(client: FlaskClient) -> None:
         assert getattr(out, "n_frames", 1) == 3
 
 
-FUZZ_FINDINGS = sorted((Path(__file__).parent / "resources" / "fuzz").glob("*.bin"))
+FUZZ_FINDINGS = sorted((RESOURCES / "fuzz").glob("*.bin"))
 
 
 @pytest.mark.parametrize("path", FUZZ_FINDINGS, ids=[p.name for p in FUZZ_FINDINGS])

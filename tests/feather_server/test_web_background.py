@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from tests.feather_server.test_web_form import CHROMIUM, CHROMIUM_ARGS, Visit, card
 from tests.model_fixtures import (
     BIAS,
     MASKS,
@@ -30,13 +31,12 @@ from tests.model_fixtures import (
     u2netp_matte,
 )
 from tests.server import GunicornServer, free_port
-from tests.test_web_form import CHROMIUM, CHROMIUM_ARGS, Visit, card
 from tests.upstream import Route, Upstream
 
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
-    """Debian's headless chromium, as tests/test_web_form.py drives it."""
+    """Debian's headless chromium, as tests/feather_server/test_web_form.py drives it."""
     if not Path(CHROMIUM).exists() and not shutil.which(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: run `make browser-deps` (Debian's chromium package)")
     with sync_playwright() as driver:

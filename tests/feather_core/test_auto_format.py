@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from PIL import Image, ImageDraw
 
@@ -19,8 +17,7 @@ from feather_core.auto_format import (
 from feather_core.options import CompressOptions
 from tests.helpers import assert_image_similar, open_image
 from tests.images import animated_gif, encode, photo
-
-RESOURCES = Path(__file__).parent / "resources"
+from tests.paths import RESOURCES
 
 BROWSER = frozenset({"image/avif", "image/webp", "image/apng", "image/svg+xml"})
 

@@ -6,7 +6,6 @@ EXIF (orientation reset), IPTC, XMP, ICC, an animation's loop count and frame ti
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
@@ -17,8 +16,9 @@ from feather_core.metadata import iptc_from_png_text, png_iptc_text
 from tests.api import post_image
 from tests.helpers import open_image
 from tests.images import encode, photo
+from tests.paths import RESOURCES
 
-IPTC_JPEG = Path(__file__).parent / "resources" / "differential" / "pillow-tests" / "iptc.jpg"
+IPTC_JPEG = RESOURCES / "differential" / "pillow-tests" / "iptc.jpg"
 XMP = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/'
        b'22-rdf-syntax-ns#"><rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/" '
        b'xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="6" '

@@ -5,9 +5,10 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
-from pathlib import Path
 
-CORE = Path(__file__).resolve().parent.parent / "feather_core"
+from tests.paths import ROOT
+
+CORE = ROOT / "feather_core"
 
 
 def test_importing_the_core_loads_no_web_framework() -> None:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import re
 
-from feather_server import create_app
-from feather_server.settings import Settings
+from flask.testing import FlaskCliRunner
 
 
-def test_keys_commands(settings: Settings) -> None:
-    runner = create_app(settings).test_cli_runner()
+def test_keys_commands(runner: FlaskCliRunner) -> None:
     created = runner.invoke(args=["keys", "create", "--plan", "starter", "--name", "acme"])
     assert created.exit_code == 0, created.output
     raw = re.search(r"flx_live_[0-9a-f]{40}", created.output)

@@ -13,10 +13,10 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect
 
+from tests.feather_server.test_web_form import browser, card, playwright  # noqa: F401 - fixtures
 from tests.form_fixtures import Answers, default_server, screenshot, visit_of
 from tests.images import encode, photo
 from tests.server import GunicornServer
-from tests.test_web_form import browser, card, playwright  # noqa: F401 - fixtures
 
 __all__ = ["default_server"]
 
