@@ -272,6 +272,13 @@ def plan_tasks(inputs: list[Input], *, asked_format: str, layout: Layout) -> Pla
                                      f"the output {shown(output)} is the input itself; "
                                      "use --overwrite or --in-place to replace it"))
             continue
+        if key_in in possible[item.path] and not layout.replaces:
+            # auto may keep the input's own format, and then its name.
+            rejected.append(Rejected(display, "WOULD_OVERWRITE",
+                                     f"the output may be {display} itself (auto keeps the "
+                                     "smaller format); use --overwrite or --in-place to "
+                                     "replace it"))
+            continue
         if key in claimed:
             rejected.append(Rejected(display, "OUTPUT_COLLISION",
                                      f"{claimed[key]} already writes {shown(output)}"))
@@ -284,5 +291,5 @@ def plan_tasks(inputs: list[Input], *, asked_format: str, layout: Layout) -> Pla
         claimed[key] = display
         partial = output.parent / f".{output.name}.{os.getpid()}.feather-part"
         tasks.append(Task(item.path, output, display,
-                          remove_source=layout.in_place and not own, partial=partial))
+                          remove_source=layout.in_place, partial=partial))
     return Plan(tasks, rejected, skipped, left_out)

@@ -166,8 +166,8 @@ def run_task(task: Task, options: CompressOptions, limits: Limits,
         output = task.output
         extension = (task.source.suffix.lstrip(".") if made.kept == "original"
                      else result.format.extension)
-        if output != task.source and output.suffix.lower() != "." + extension.lower():
-            output = output.with_suffix("." + extension)
+        if output.suffix.lower() != "." + extension.lower():
+            output = output.with_suffix("." + extension)  # named after what it holds
         if output.resolve() != task.source.resolve() or made.kept != "original":
             _write_atomically(output, result.data, task.partial)
         if task.remove_source and output.resolve() != task.source.resolve():

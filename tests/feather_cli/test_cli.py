@@ -105,9 +105,12 @@ def test_in_place_replaces_inputs(tmp_path: Path) -> None:
     assert not (tmp_path / "logo.png").exists()
     assert open_image((tmp_path / "logo.webp").read_bytes()).format == "WEBP"
 
+    # auto makes the photo WebP: the file takes the name of what it holds.
     run = feather("compress", "p.jpg", "--in-place", "-q", "50", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
-    replaced = (tmp_path / "p.jpg").read_bytes()
+    assert not (tmp_path / "p.jpg").exists()
+    replaced = (tmp_path / "p.webp").read_bytes()
+    assert open_image(replaced).format == "WEBP"
     assert len(replaced) < len(jpeg)
     assert open_image(replaced).size == (200, 100)
 
