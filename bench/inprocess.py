@@ -59,9 +59,9 @@ def _judge(photo: Photo, data: bytes) -> float:
     return ssim(upright.first, decoded(data))
 
 
-def binary_search(photo: Photo, target: int = TARGET_BYTES) -> tuple[bytes, int, int, bool]:
+def binary_search(photo: Photo, options: CompressOptions) -> tuple[bytes, int, int, bool]:
     """The plain search: decode once, bisect quality over 10..95, keep the best that fits."""
-    options = CompressOptions(target_bytes=target)
+    target = options.target_bytes or TARGET_BYTES
     source = open_source(photo.data, Limits())
     out = resolve_output(options, source)
     picture = run_pipeline(decode(source, keep_animation=False, keep_metadata=False),
@@ -86,10 +86,11 @@ def binary_search(photo: Photo, target: int = TARGET_BYTES) -> tuple[bytes, int,
     return pick[0], pick[1], encodes, best is not None
 
 
-def run_binary_search(photos: tuple[Photo, ...], judge: bool = True) -> list[Run]:
+def run_binary_search(photos: tuple[Photo, ...], options: CompressOptions,
+                      judge: bool = True) -> list[Run]:
     runs = []
     for photo in photos:
-        ms, result = cpu_ms(lambda p=photo: binary_search(p))
+        ms, result = cpu_ms(lambda p=photo: binary_search(p, options))
         data, quality, encodes, met = result  # type: ignore[misc]
         out = decoded(data)
         runs.append(Run(photo.name, ms, out.size, len(data), encodes, met, quality,
