@@ -1,7 +1,8 @@
 """Decoding: sniff, open with only the expected plugin, check the pixel budget, load.
 
 Opening reads headers only, so the pixel budget is enforced before any pixel is
-decoded. Loading normalises every mode to one of L, LA, RGB, RGBA.
+decoded. Loading normalises every mode to one of L, LA, RGB, RGBA, and cuts an AVIF to
+its clean aperture (``clap``), which Pillow's AVIF plugin does not apply.
 """
 
 from __future__ import annotations
@@ -19,7 +20,11 @@ from feather_core.deadline import Deadline
 from feather_core.errors import FeatherError, InvalidImage, TooManyPixels
 from feather_core.formats import FORMATS
 from feather_core.frames import gif_frames
-from feather_core.isobmff import av1_size_mismatches, merge_property_associations
+from feather_core.isobmff import (
+    av1_size_mismatches,
+    clean_aperture,
+    merge_property_associations,
+)
 from feather_core.metadata import iptc_from_png_text
 from feather_core.options import Limits
 from feather_core.picture import Picture
@@ -58,17 +63,24 @@ class Source:
     # "cielab" or "icclab" when the pixels are Lab read as RGB bytes (16-bit and
     # ICC-Lab TIFFs, which Pillow has no mode for); converted to sRGB when decoded.
     lab: str | None = None
+    # The part of the decoded pixels the image shows, (left, top, width, height) before
+    # orientation: an AVIF's clean aperture. The pixel budget counts what is decoded.
+    crop: tuple[int, int, int, int] | None = None
+
+    @property
+    def _shown_size(self) -> tuple[int, int]:
+        return (self.crop[2], self.crop[3]) if self.crop else self.image.size
 
     @property
     def stored_size(self) -> tuple[int, int]:
-        w, h = self.image.size
+        w, h = self._shown_size
         swapped = self.oriented_by_decoder and self.orientation in (5, 6, 7, 8)
         return (h, w) if swapped else (w, h)
 
     @property
     def size(self) -> tuple[int, int]:
         """Width and height after EXIF orientation."""
-        w, h = self.image.size
+        w, h = self._shown_size
         if self.oriented_by_decoder:
             return w, h
         return (h, w) if self.orientation in (5, 6, 7, 8) else (w, h)
@@ -128,8 +140,13 @@ def open_source(data: bytes, limits: Limits, deadline: Deadline | None = None) -
     frames = counted or _count_frames(image, fmt, limits)
     if width * height * frames > limits.max_pixels:
         raise TooManyPixels(_too_many(limits))
+    # pillow-heif (HEIC, HEIF) applies the clean aperture itself. Pillow's AVIF plugin
+    # hands back the whole coded picture, and irot/imir as the EXIF orientation that
+    # the pipeline applies after the cut.
+    crop = clean_aperture(data, (width, height)) if pillow_id == "AVIF" else None
     return Source(fmt, image, frames, _orientation(image),
-                  oriented_by_decoder=fmt == "tiff", lab=lab)
+                  oriented_by_decoder=fmt == "tiff", lab=lab,
+                  crop=None if crop == (0, 0, width, height) else crop)
 
 
 def _open(data: bytes, pillow_id: str, fmt: str, limits: Limits) -> Image.Image:
@@ -263,10 +280,11 @@ def decode(
     try:
         if keep_animation and source.animated:
             loop = _plays(source.format, image.info.get("loop"))
-            frames, durations = _load_frames(image)
+            frames, durations = _load_frames(image, source.crop)
         else:
             image.load()
-            frames, durations, loop = (image,), (), 0
+            shown = image.crop(_box(source.crop)) if source.crop else image
+            frames, durations, loop = (shown,), (), 0
         normalised: list[tuple[Image.Image, bytes | None]]
         if source.lab:
             normalised = [(_lab_bytes_to_rgb(f, source.lab), None) for f in frames]
@@ -293,13 +311,25 @@ def decode(
     )
 
 
-def _load_frames(image: Image.Image) -> tuple[tuple[Image.Image, ...], tuple[int, ...]]:
+def _box(crop: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    left, top, width, height = crop
+    return left, top, left + width, top + height
+
+
+def _load_frames(image: Image.Image, crop: tuple[int, int, int, int] | None = None,
+                 ) -> tuple[tuple[Image.Image, ...], tuple[int, ...]]:
     frames: list[Image.Image] = []
     durations: list[int] = []
     for index in range(getattr(image, "n_frames", 1)):
         image.seek(index)
         image.load()
-        frame = image.convert("RGBA")
+        if crop is None:
+            frame = image.convert("RGBA")
+        else:
+            # A copy either way: the next frame is loaded over this one.
+            frame = image.crop(_box(crop))
+            if frame.mode != "RGBA":
+                frame = frame.convert("RGBA")
         frames.append(frame)
         durations.append(int(image.info.get("duration", 100) or 100))
     return _same_size(frames), tuple(durations)

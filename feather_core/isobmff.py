@@ -3,7 +3,7 @@
 HEIF and AVIF describe each image item by properties in ``meta/iprp``: ``ispe`` (the
 size the file declares), ``av1C`` (the AV1 configuration, which normally carries the
 AV1 sequence header and so the size the image is really coded at), and the item-to-
-property table ``ipma``. Three things here need them:
+property table ``ipma``. Four things here need them:
 
 - the pixel budget is checked on every declared size before a decoder runs;
 - libavif takes ``ispe`` at its word: it hands back an image of the declared size
@@ -11,7 +11,9 @@ property table ``ipma``. Three things here need them:
   ``ispe`` differs from its AV1 sequence header is refused;
 - libavif also refuses files whose associations are split over several ``ipma``
   boxes, which older encoders wrote for every image with alpha (link-u's samples); the
-  boxes are merged into one, in place, so the rest of the file keeps its offsets.
+  boxes are merged into one, in place, so the rest of the file keeps its offsets;
+- libavif hands back the whole coded image whatever its clean aperture (``clap``) says,
+  so the crop rectangle is read here and applied after decoding.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 
 # Container boxes walked to reach the item properties: box -> bytes to skip after
 # the box header (``meta`` is a full box: version and flags come first).
@@ -341,3 +344,120 @@ def av1_size_mismatches(data: bytes) -> list[SizeMismatch]:
             if declared is not None and coded is not None and tuple(declared) != coded:
                 mismatches.append(SizeMismatch(item, (declared[0], declared[1]), coded))
     return mismatches
+
+
+_INT32_MAX = 0x7FFFFFFF
+
+
+def _primary_item(data: bytes) -> int | None:
+    """The item id of ``meta/pitm``, or None when the file names none."""
+    for pitm in _find(data, (b"meta", b"pitm")):
+        if pitm.body + 6 > pitm.end:
+            continue
+        size = 2 if data[pitm.body] == 0 else 4
+        if pitm.body + 4 + size <= pitm.end:
+            return int.from_bytes(data[pitm.body + 4 : pitm.body + 4 + size], "big")
+    return None
+
+
+def _round_down(value: Fraction) -> int:
+    # libheif's Fraction::round_down: C division, towards zero.
+    return int(value)
+
+
+def _round(value: Fraction) -> int:
+    # libheif's Fraction::round: (n + d/2) / d in C integers, so towards zero again.
+    total = value.numerator + value.denominator // 2
+    quotient = abs(total) // value.denominator
+    return quotient if total >= 0 else -quotient
+
+
+def _clap_rectangle(body: bytes, width: int, height: int) -> tuple[int, int, int, int] | None:
+    """The (left, top, width, height) a ``clap`` body cuts from a ``width`` x ``height``
+    picture, rounded and clipped as libheif does; None when it is unusable.
+
+    The body is ISO/IEC 14496-12 section 12.1.4: the aperture's width, height and the
+    offset of its centre from the picture's centre, each a fraction (the offsets signed).
+    MIAF wants whole numbers; libheif rounds the left edge down and the top edge to the
+    nearest, then clips to the picture. It refuses a box with a zero denominator or a
+    field past 2^31 - 1 and a rectangle that misses the picture: those are ignored here.
+    """
+    if len(body) < 32:
+        return None
+    width_n, width_d, height_n, height_d, horiz_n, horiz_d, vert_n, vert_d = struct.unpack(
+        ">IIIIiIiI", body[:32])
+    unsigned = (width_n, width_d, height_n, height_d, horiz_d, vert_d)
+    if any(v > _INT32_MAX for v in unsigned) or 0 in (width_d, height_d, horiz_d, vert_d):
+        return None
+    clean_w, clean_h = Fraction(width_n, width_d), Fraction(height_n, height_d)
+    # The centre is at horizOff + (width - 1) / 2; the aperture reaches (clean_w - 1) / 2
+    # either side of it.
+    left = _round_down(Fraction(horiz_n, horiz_d) + Fraction(width - 1, 2) - (clean_w - 1) / 2)
+    top = _round(Fraction(vert_n, vert_d) + Fraction(height - 1, 2) - (clean_h - 1) / 2)
+    right = _round(clean_w - 1 + left)
+    bottom = _round(clean_h - 1 + top)
+    left, top = max(left, 0), max(top, 0)
+    right, bottom = min(right, width - 1), min(bottom, height - 1)
+    if left > right or top > bottom:
+        return None
+    return left, top, right - left + 1, bottom - top + 1
+
+
+def clean_aperture(data: bytes, size: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """The clean aperture of the primary item, as (left, top, width, height) in the pixels
+    of its coded ``size`` picture; None when no usable ``clap`` is associated with it.
+
+    The primary item is the one ``pitm`` names, else the first item with properties.
+    Properties apply in their ``ipma`` order: MIAF puts ``clap`` before ``irot`` and
+    ``imir``, so the crop is cut from the coded picture and turned with it afterwards. A
+    ``clap`` that follows a rotation or mirror cuts the turned picture (as libheif
+    reads it); its rectangle is mapped back to the coded one. A ``clap`` that cannot
+    be used (see ``_clap_rectangle``) is skipped. Never raises on malformed boxes.
+    """
+    properties = _properties(data)
+    entries = [entry for ipma in _find(data, (b"meta", b"iprp", b"ipma"))
+               for entry in _associations(data, ipma) or []]
+    if not entries:
+        return None
+    primary = _primary_item(data)
+    if primary is None:
+        indices = entries[0][1]
+    else:
+        found = next((indices for item, indices in entries if item == primary), None)
+        if found is None:
+            return None
+        indices = found
+    width, height = size
+    # Pixel (x, y) of the picture as transformed so far is pixel
+    # (a*x + b*y + tx, c*x + d*y + ty) of the coded one.
+    a, b, c, d, tx, ty = 1, 0, 0, 1, 0, 0
+    cropped = False
+    for index in indices:
+        if not 1 <= index <= len(properties):
+            continue
+        prop = properties[index - 1]
+        first = data[prop.body] if prop.body < prop.end else None
+        if prop.kind == b"irot" and first is not None:
+            for _ in range(first & 3):
+                # A quarter turn anticlockwise: (x, y) of the turned picture was
+                # (width - 1 - y, x) before it.
+                a, b, tx = b, -a, a * (width - 1) + tx
+                c, d, ty = d, -c, c * (width - 1) + ty
+                width, height = height, width
+        elif prop.kind == b"imir" and first is not None:
+            if first & 1:  # about a vertical axis: left and right swap
+                a, tx, c, ty = -a, a * (width - 1) + tx, -c, c * (width - 1) + ty
+            else:  # about a horizontal axis: top and bottom swap
+                b, tx, d, ty = -b, b * (height - 1) + tx, -d, d * (height - 1) + ty
+        elif prop.kind == b"clap":
+            rectangle = _clap_rectangle(bytes(data[prop.body : prop.end]), width, height)
+            if rectangle is None:
+                continue
+            left, top, width, height = rectangle
+            tx, ty = a * left + b * top + tx, c * left + d * top + ty
+            cropped = True
+    if not cropped:
+        return None
+    x0, y0 = tx, ty
+    x1, y1 = a * (width - 1) + b * (height - 1) + tx, c * (width - 1) + d * (height - 1) + ty
+    return min(x0, x1), min(y0, y1), abs(x1 - x0) + 1, abs(y1 - y0) + 1

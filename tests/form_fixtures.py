@@ -1,6 +1,6 @@
-"""What the upload form's browser tests share beyond tests/feather_server/test_web_form.py: a gunicorn
-with the default rate limits, photos on disk, a record of every answer the page got, and
-the README's screenshots."""
+"""What the upload form's browser tests share beyond tests/feather_server/test_web_form.py:
+a gunicorn with the default rate limits, photos on disk, a record of every answer the page
+got, and the README's screenshots."""
 
 from __future__ import annotations
 
@@ -53,8 +53,8 @@ def visit_of(browser: Browser, server: GunicornServer, **context: object) -> Vis
 
 def screenshot(page: Page, name: str, **options: object) -> None:
     """Save a README screenshot as docs/<name> when FEATHER_SCREENSHOTS names the folder
-    (`FEATHER_SCREENSHOTS=docs .venv/bin/pytest tests/feather_server/test_web_form*.py`); a plain test
-    run takes none."""
+    (`FEATHER_SCREENSHOTS=docs .venv/bin/pytest tests/feather_server/test_web_form*.py`);
+    a plain test run takes none."""
     folder = os.environ.get("FEATHER_SCREENSHOTS")
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)

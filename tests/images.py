@@ -190,3 +190,128 @@ def logo(size: int = 256) -> Image.Image:
     colour.paste((255, 255, 255), (0, 0), ring.resize((size, size), Image.Resampling.LANCZOS))
     colour.putalpha(mask)
     return colour
+
+
+# --- AVIF/HEIF item properties, written into files an encoder made ---------------------------
+
+def property_box(kind: bytes, body: bytes) -> bytes:
+    """One item property box (``clap``, ``irot``, ``imir``...) around ``body``."""
+    import struct
+
+    return struct.pack(">I", 8 + len(body)) + kind + body
+
+
+def clap_body(width: tuple[int, int], height: tuple[int, int], horiz_off: tuple[int, int],
+              vert_off: tuple[int, int]) -> bytes:
+    """The eight fields of a ``clap`` box, each (numerator, denominator); offsets signed."""
+    import struct
+
+    values = (*width, *height, *horiz_off, *vert_off)
+    return struct.pack(">IIIIiIiI", *values)
+
+
+def clap_for(rect: tuple[int, int, int, int], coded: tuple[int, int]) -> bytes:
+    """A ``clap`` box that cuts ``rect`` (left, top, width, height) from a ``coded`` picture.
+
+    ISO/IEC 14496-12 gives the aperture by its size and the offset of its centre from the
+    picture's centre: left = horizOff + (W - width) / 2, so horizOff = (2 left + width - W) / 2.
+    """
+    left, top, width, height = rect
+    return property_box(b"clap", clap_body((width, 1), (height, 1),
+                                           (2 * left + width - coded[0], 2),
+                                           (2 * top + height - coded[1], 2)))
+
+
+def _boxes(data: bytes | bytearray, start: int, end: int) -> list[tuple[bytes, int, int]]:
+    out, pos = [], start
+    while pos + 8 <= end:
+        size = int.from_bytes(data[pos : pos + 4], "big")
+        out.append((bytes(data[pos + 4 : pos + 8]), pos, pos + size))
+        if size < 8:
+            break
+        pos += size
+    return out
+
+
+def _children(data: bytes | bytearray, start: int, end: int) -> dict[bytes, tuple[int, int]]:
+    """The first box of each type between ``start`` and ``end``: (start, end)."""
+    out: dict[bytes, tuple[int, int]] = {}
+    for kind, box_start, box_end in _boxes(data, start, end):
+        out.setdefault(kind, (box_start, box_end))
+    return out
+
+
+def with_item_properties(avif: bytes, *properties: bytes) -> bytes:
+    """``avif`` (or a HEIC) with ``properties`` added to ``ipco`` and associated with the
+    primary item (marked essential), in the order given, after the properties it has.
+
+    ``meta``, ``iprp``, ``ipco`` and ``ipma`` grow, so every offset past them (``iloc``
+    extents or base offsets, the ``stco`` chunks of an image sequence) moves as much.
+    Written for the files Pillow's and pillow-heif's encoders make: ``iloc`` version 0,
+    one ``ipma`` with 7-bit indices.
+    """
+    import struct
+
+    top = _children(avif, 0, len(avif))
+    meta_start, meta_end = top[b"meta"]
+    meta = _children(avif, meta_start + 12, meta_end)
+    iprp_start, iprp_end = meta[b"iprp"]
+    iprp = _boxes(avif, iprp_start + 8, iprp_end)
+    assert [kind for kind, _, _ in iprp] == [b"ipco", b"ipma"], "expected ipco, one ipma"
+    (_, ipco_start, ipco_end), (_, ipma_start, ipma_end) = iprp
+    existing = len(_boxes(avif, ipco_start + 8, ipco_end))
+    pitm = meta[b"pitm"][0]
+    primary = int.from_bytes(avif[pitm + 12 : pitm + 14], "big")
+
+    ipco = avif[ipco_start + 4 : ipco_end] + b"".join(properties)
+    ipco = struct.pack(">I", 4 + len(ipco)) + ipco
+    head = avif[ipma_start + 8 : ipma_start + 16]
+    assert head[0] == 0, "expected ipma version 0"
+    assert not head[3] & 1, "expected 7-bit property indices"
+    entries, pos = b"", ipma_start + 16
+    assert existing + len(properties) < 0x80
+    added = bytes(0x80 | (existing + n + 1) for n in range(len(properties)))
+    for _ in range(int.from_bytes(head[4:8], "big")):
+        item, count = int.from_bytes(avif[pos : pos + 2], "big"), avif[pos + 2]
+        indices = avif[pos + 3 : pos + 3 + count] + (added if item == primary else b"")
+        entries += struct.pack(">HB", item, len(indices)) + indices
+        pos += 3 + count
+    ipma = b"ipma" + head + entries
+    ipma = struct.pack(">I", 4 + len(ipma)) + ipma
+    grow = len(ipco) + len(ipma) - (ipma_end - ipco_start)
+    out = bytearray(avif[:ipco_start] + ipco + ipma + avif[ipma_end:])
+    for start in (meta_start, iprp_start):
+        size = int.from_bytes(out[start : start + 4], "big")
+        out[start : start + 4] = struct.pack(">I", size + grow)
+
+    def moved(at: int, width: int) -> None:
+        value = int.from_bytes(out[at : at + width], "big")
+        if value >= iprp_end:
+            out[at : at + width] = (value + grow).to_bytes(width, "big")
+
+    iloc = _children(out, meta_start + 12, meta_end + grow)[b"iloc"][0]
+    assert out[iloc + 8] == 0, "expected iloc version 0"
+    offset_size, length_size, base_size = out[iloc + 12] >> 4, out[iloc + 12] & 15, \
+        out[iloc + 13] >> 4
+    pos = iloc + 16
+    for _ in range(int.from_bytes(out[iloc + 14 : iloc + 16], "big")):
+        pos += 4  # item id, data reference index
+        if base_size:
+            moved(pos, base_size)
+        pos += base_size
+        extents = int.from_bytes(out[pos : pos + 2], "big")
+        pos += 2
+        for _ in range(extents):
+            if not base_size:
+                moved(pos, offset_size)
+            pos += offset_size + length_size
+    if b"moov" in top:
+        moov_start, moov_end = top[b"moov"][0] + grow, top[b"moov"][1] + grow
+        trak = _children(out, moov_start + 8, moov_end)[b"trak"]
+        mdia = _children(out, trak[0] + 8, trak[1])[b"mdia"]
+        minf = _children(out, mdia[0] + 8, mdia[1])[b"minf"]
+        stbl = _children(out, minf[0] + 8, minf[1])[b"stbl"]
+        stco = _children(out, stbl[0] + 8, stbl[1])[b"stco"][0]
+        for n in range(int.from_bytes(out[stco + 12 : stco + 16], "big")):
+            moved(stco + 16 + 4 * n, 4)
+    return bytes(out)
