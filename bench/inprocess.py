@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from dataclasses import dataclass
@@ -16,7 +17,9 @@ from feather_core.decode import decode, open_source
 from feather_core.encode import ENCODERS, EncodeSettings
 from feather_core.options import CompressOptions, Limits
 from feather_core.pipeline import run as run_pipeline
+from feather_core.runner import JobRunner
 from feather_core.steps.job import Job as StepJob
+from tests.processes import CLOCK_TICKS, cpu_ticks, descendants
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,39 @@ def run_feather(job: Job, photos: tuple[Photo, ...], judge: bool = False) -> lis
                         result.iterations, result.target_met, result.quality,
                         _judge(photo, result.data) if judge else None))
     return runs
+
+
+def process_model_cost(job: Job, photos: tuple[Photo, ...], rounds: int) -> tuple[float, float]:
+    """CPU ms per image of ``job`` called here and sent to a job process, side by side.
+
+    The second counts this process (pickling the input, the pool's threads, unpickling
+    the result) and the job process together: what the process model adds is the
+    difference. The lowest of ``rounds`` passes of each.
+    """
+    runner = JobRunner(1, JOB_MEMORY)
+    try:
+        for photo in photos[:2]:  # the job process imports lazily on its first jobs
+            runner.compress(photo.data, job.options, Limits())
+        here, there = [], []
+        for _ in range(rounds):
+            here.append(mean_cpu(run_feather(job, photos)))
+            start = _tree_cpu()
+            for photo in photos:
+                runner.compress(photo.data, job.options, Limits())
+            there.append((_tree_cpu() - start) * 1000 / len(photos))
+        return min(here), min(there)
+    finally:
+        runner.close()
+
+
+JOB_MEMORY = 4 << 30
+
+
+def _tree_cpu() -> float:
+    """CPU seconds of this process (every thread) and every process below it."""
+    me = os.getpid()
+    return time.process_time() + sum(
+        cpu_ticks(pid, reaped_children=True) for pid in descendants(me)) / CLOCK_TICKS
 
 
 def _judge(photo: Photo, data: bytes) -> float:
