@@ -246,6 +246,21 @@ def _orientation(image: Image.Image) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
+def _load_drafted(image: Image.Image, stream: object) -> Image.Image:
+    """Load a JPEG set to decode at a reduced DCT scale; where libjpeg's scaled decoding
+    fails on a file that decodes whole (seen on real files), decode it whole instead."""
+    try:
+        image.load()
+        return image
+    except Exception:
+        if not isinstance(stream, io.BytesIO):
+            raise
+    stream.seek(0)
+    whole = Image.open(stream, formats=["JPEG"])
+    whole.load()
+    return whole
+
+
 def decode(
     source: Source,
     *,
@@ -262,6 +277,7 @@ def decode(
     # The upright full size; resize decisions use it, so a reduced-scale decode (whose
     # sizes are rounded up per DCT scale) gives exactly the dimensions of a full one.
     nominal_size: tuple[int, int] | None = None
+    stream = image.fp
     if shrink_to and source.format == "jpeg" and source.frame_count == 1:
         full_size = source.size
         w, h = shrink_to
@@ -282,7 +298,12 @@ def decode(
             loop = _plays(source.format, image.info.get("loop"))
             frames, durations = _load_frames(image, source.crop)
         else:
-            image.load()
+            if nominal_size is not None:
+                image = _load_drafted(image, stream)
+                if image.size == nominal_size or (image.size[::-1] == nominal_size):
+                    nominal_size = None  # decoded at full scale after all
+            else:
+                image.load()
             shown = image.crop(_box(source.crop)) if source.crop else image
             frames, durations, loop = (shown,), (), 0
         normalised: list[tuple[Image.Image, bytes | None]]

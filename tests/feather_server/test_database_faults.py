@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from feather_cli.keys import create_key
 from feather_server import create_app
 from feather_server.accounts import database
 from feather_server.settings import Settings
+from tests.filesystems import small_tmpfs
 from tests.images import encode, photo
 from tests.postgres_fixtures import PrivatePostgres
 from tests.server import GunicornServer, free_port
@@ -159,16 +159,8 @@ def test_sqlite_file_unusable_gives_503(tmp_path: Path, damage: str) -> None:
 
 @pytest.fixture
 def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
-    folder = tmp_path / "var"
-    folder.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(folder)],
-                          capture_output=True, check=False)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
+    with small_tmpfs(tmp_path / "var", "4m") as folder:
         yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
 def fill(folder: Path) -> Path:

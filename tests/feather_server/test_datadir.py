@@ -27,6 +27,7 @@ from feather_server.datadir import check_data_dir, write_atomically
 from feather_server.settings import Settings
 from feather_server.storage.local import LocalStore
 from feather_server.storage.signing import load_secret
+from tests.filesystems import small_tmpfs
 from tests.images import encode, photo
 from tests.server import ROOT, GunicornServer, free_port
 
@@ -195,16 +196,8 @@ def test_damaged_rate_limit_counters_are_moved_aside_and_rebuilt(tmp_path: Path)
 
 @pytest.fixture
 def full_data_dir(tmp_path: Path) -> object:
-    folder = tmp_path / "var"
-    folder.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)],
-                          capture_output=True, check=False)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
+    with small_tmpfs(tmp_path / "var", "64k") as folder:
         yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
 def fill(folder: Path) -> None:

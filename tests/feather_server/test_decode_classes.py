@@ -211,6 +211,24 @@ def test_any_exception_of_a_decoder_is_invalid_image(client: FlaskClient,
     assert r.json["error"]["code"] == "INVALID_IMAGE"
 
 
+def test_a_jpeg_libjpeg_cannot_scale_while_decoding_is_decoded_whole(
+        client: FlaskClient) -> None:
+    # sharp's testimgl.jpg decodes whole, but libjpeg's 1/4 and 1/8 scales stop with
+    # "broken data stream": a resize asking for those scales still gets its image.
+    data = (DIFFERENTIAL / "sharp-fixtures" / "testimgl.jpg").read_bytes()
+    with Image.open(io.BytesIO(data)) as scaled:
+        scaled.draft("RGB", (40, 26))
+        with pytest.raises(OSError, match="broken data stream"):
+            scaled.load()
+    with Image.open(io.BytesIO(data)) as whole:
+        expected = whole.convert("RGB").resize((40, 26), Image.Resampling.LANCZOS)
+    r = post_image(client, data, "testimgl.jpg", maxWidth=40, outputFormat="png")
+    assert r.status_code == 200, r.json
+    out = open_image(r.data)
+    assert out.size == (40, 26)
+    assert_image_similar(out.convert("RGB"), expected, 8.0)
+
+
 def test_truncated_png_is_invalid_image(client: FlaskClient) -> None:
     data = encode(photo(64, 48), "PNG")
     r = post_image(client, data[: len(data) // 2], "cut.png")

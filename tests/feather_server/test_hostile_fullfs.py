@@ -7,7 +7,6 @@ so the writes fail with the kernel's own ENOSPC part-way through a batch.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import requests
 
 from feather_cli.keys import create_key
 from feather_server.settings import Settings
+from tests.filesystems import small_tmpfs
 from tests.helpers import open_image
 from tests.images import encode, photo
 from tests.server import GunicornServer
@@ -23,16 +23,8 @@ from tests.server import GunicornServer
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    outputs = tmp_path / "var" / "outputs"
-    outputs.mkdir(parents=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(outputs)],
-                          capture_output=True, check=False)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
+    with small_tmpfs(tmp_path / "var" / "outputs", "600k") as outputs:
         yield outputs
-    finally:
-        subprocess.run(["umount", "-l", str(outputs)], check=False)
 
 
 def test_full_disk_fails_only_what_did_not_fit(small_disk: Path) -> None:

@@ -7,7 +7,6 @@ import hashlib
 import io
 import json
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from feather_server import create_app
 from feather_server.http.multipart import READ_CHUNK
 from feather_server.settings import Settings
 from tests.echo_app import create_echo_app
+from tests.filesystems import small_tmpfs
 from tests.images import encode, photo
 
 BOUNDARY = "----featherBoundary7MA4YWxkTrZu0gW"
@@ -239,16 +239,8 @@ def test_a_malformed_body_is_an_empty_form(client: FlaskClient) -> None:
 
 @pytest.fixture
 def small_spool(settings: Settings) -> Iterator[Path]:
-    uploads = Path(settings.data_dir) / "uploads"
-    uploads.mkdir(parents=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(uploads)],
-                          capture_output=True, check=False)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
+    with small_tmpfs(Path(settings.data_dir) / "uploads", "600k") as uploads:
         yield uploads
-    finally:
-        subprocess.run(["umount", "-l", str(uploads)], check=False)
 
 
 def test_a_full_spool_disk_is_a_503(echo: FlaskClient, small_spool: Path) -> None:
