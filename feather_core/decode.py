@@ -277,7 +277,7 @@ def decode(
     # The upright full size; resize decisions use it, so a reduced-scale decode (whose
     # sizes are rounded up per DCT scale) gives exactly the dimensions of a full one.
     nominal_size: tuple[int, int] | None = None
-    stream = image.fp
+    stream = getattr(image, "fp", None)  # the encoded bytes, to decode whole if need be
     if shrink_to and source.format == "jpeg" and source.frame_count == 1:
         full_size = source.size
         w, h = shrink_to

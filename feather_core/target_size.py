@@ -359,7 +359,7 @@ def _aimed(search: _Search, picture: Picture, sample: _Sample | None, anchor: tu
     return first
 
 
-def _tiles(frame: Image.Image) -> Image.Image:
+def tile_mosaic(frame: Image.Image) -> Image.Image:
     """``SAMPLE_GRID``² tiles of ``SAMPLE_TILE`` px spread evenly over ``frame``, side by side."""
     width, height = frame.size
     tile, grid = SAMPLE_TILE, SAMPLE_GRID
@@ -397,7 +397,7 @@ class _Sample:
         if width * height < SAMPLE_FROM_PIXELS or picture.animated \
                 or min(width, height) < 2 * SAMPLE_TILE:
             return None
-        tiles = Picture((_tiles(picture.first),))
+        tiles = Picture((tile_mosaic(picture.first),))
         growth = width * height / (tiles.size[0] * tiles.size[1])
         # Metadata is written once whatever the area: counted apart, not multiplied.
         overhead = len(picture.icc or b"") + len(picture.xmp or b"") + \

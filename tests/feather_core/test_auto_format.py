@@ -155,3 +155,29 @@ def test_quality_auto_never_picks_an_output_short_of_the_floor() -> None:
     assert result.score >= LEVELS["good"]
     decoded = open_image(result.data).convert("RGB")
     assert perceptual.ssimulacra2(open_image(data).convert("RGB"), decoded) >= LEVELS["good"]
+
+
+def _half_flat_photo(width: int, height: int) -> Image.Image:
+    """A photo whose right half is one flat colour: half its pixels equal their neighbour,
+    so ``auto`` cannot tell it from a screenshot by looking and tries lossless outputs."""
+    image = photo(width, height, seed=9)
+    image.paste((90, 140, 200), (width // 2, 0, width, height))
+    return image
+
+
+def test_lossless_outputs_that_cannot_win_on_a_large_picture_are_not_made_whole() -> None:
+    image = _half_flat_photo(2600, 1800)
+    assert classify(image).kind == "mixed"
+    result = compress(encode(image, "JPEG", quality=95), CompressOptions())
+    # Lossy WebP wins; PNG and lossless WebP were judged on a 1 MP sample of tiles, so
+    # the only full-size encode is the WebP one.
+    assert result.format.name == "webp"
+    assert result.iterations == 1
+    assert_image_similar(open_image(result.data).convert("RGB"), image, 4.0)
+
+
+def test_a_small_picture_still_tries_every_candidate_whole() -> None:
+    image = _half_flat_photo(900, 600)
+    assert classify(image).kind == "mixed"
+    result = compress(encode(image, "JPEG", quality=95), CompressOptions())
+    assert result.iterations == 3  # lossy WebP, PNG and lossless WebP, each whole

@@ -150,9 +150,9 @@ def large() -> Picture:
 
 
 def test_a_sample_predicts_the_full_size_bytes(large: Picture) -> None:
-    from feather_core.target_size import _tiles
+    from feather_core.target_size import tile_mosaic
 
-    tiles = Picture((_tiles(large.first),))
+    tiles = Picture((tile_mosaic(large.first),))
     assert tiles.size == (1024, 1024)
     area = large.size[0] * large.size[1] / (1024 * 1024)
     for fmt in ("webp", "jpeg"):
