@@ -43,16 +43,22 @@ class PhotoSet:
 
 
 def shown_path(path: Path) -> str:
-    """A folder as the results name it: relative to the project (``var/bench-photos``,
-    ``../shared/corpus``), else its name alone. The results are committed, so they never
-    hold this machine's own absolute paths."""
+    """A folder as the results name it: relative to the project (``var/bench-photos``),
+    or to its parent when it is a near sibling (``../shared/corpus``), else its name alone.
+    The results are committed, so they never hold this machine's own absolute paths."""
     resolved = path.expanduser().resolve()
-    for base, prefix in ((ROOT, ""), (ROOT.parent, "../")):
-        try:
-            return prefix + resolved.relative_to(base).as_posix()
-        except ValueError:
-            continue
+    if resolved.is_relative_to(ROOT):
+        return resolved.relative_to(ROOT).as_posix()
+    if resolved.is_relative_to(ROOT.parent):
+        sibling = resolved.relative_to(ROOT.parent)
+        if len(sibling.parts) <= SIBLING_DEPTH:
+            return "../" + sibling.as_posix()
     return resolved.name
+
+
+# How deep below the project's parent a folder is still named from there: a corpus
+# beside the project, not a temporary folder that happens to share its parent.
+SIBLING_DEPTH = 2
 
 
 def _load(path: Path) -> Photo:
