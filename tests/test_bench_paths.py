@@ -22,7 +22,7 @@ def test_the_bench_names_its_photos_without_absolute_paths(tmp_path: Path) -> No
     assert str(tmp_path) not in text
     assert "Photos: 1 from `my photos`." in text
     assert shown_path(ROOT / "var" / "bench-photos") == "var/bench-photos"
-    assert shown_path(ROOT.parent / "shared" / "corpus") == "../shared/corpus"
+    assert shown_path(ROOT.parent / "photos" / "set") == "../photos/set"
 
 
 def test_readme_and_docs_hold_no_path_of_this_machine() -> None:

@@ -20,7 +20,7 @@ from feather_cli.keys import create_key
 from feather_server import create_app
 from feather_server.accounts import database
 from feather_server.settings import Settings
-from tests.filesystems import small_tmpfs
+from tests.filesystems import fill, small_tmpfs
 from tests.images import encode, photo
 from tests.postgres_fixtures import PrivatePostgres
 from tests.server import GunicornServer, free_port
@@ -162,21 +162,6 @@ def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
     with small_tmpfs(tmp_path / "var", "4m") as folder:
         yield folder
 
-
-def fill(folder: Path) -> Path:
-    """Fill the filesystem of ``folder`` to the last byte; returns the filler file."""
-    filler = folder / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        for size in (1 << 16, 1):
-            try:
-                while True:
-                    os.write(fd, b"\0" * size)
-            except OSError:
-                pass
-    finally:
-        os.close(fd)
-    return filler
 
 
 def test_sqlite_on_a_full_disk_gives_503_then_recovers(tiny_tmpfs: Path) -> None:

@@ -27,7 +27,7 @@ from feather_server.datadir import check_data_dir, write_atomically
 from feather_server.settings import Settings
 from feather_server.storage.local import LocalStore
 from feather_server.storage.signing import load_secret
-from tests.filesystems import small_tmpfs
+from tests.filesystems import fill, small_tmpfs
 from tests.images import encode, photo
 from tests.server import ROOT, GunicornServer, free_port
 
@@ -199,18 +199,6 @@ def full_data_dir(tmp_path: Path) -> object:
     with small_tmpfs(tmp_path / "var", "64k") as folder:
         yield folder
 
-
-def fill(folder: Path) -> None:
-    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        for size in (1 << 14, 1):
-            try:
-                while True:
-                    os.write(fd, b"\0" * size)
-            except OSError:
-                pass
-    finally:
-        os.close(fd)
 
 
 def test_a_full_disk_with_an_empty_secret_refuses_to_start_and_answers_503(
