@@ -299,9 +299,10 @@ def decode(
             frames, durations = _load_frames(image, source.crop)
         else:
             if nominal_size is not None:
-                image = _load_drafted(image, stream)
-                if image.size == nominal_size or (image.size[::-1] == nominal_size):
-                    nominal_size = None  # decoded at full scale after all
+                loaded = _load_drafted(image, stream)
+                if loaded is not image:
+                    nominal_size = None  # decoded whole after all
+                image = loaded
             else:
                 image.load()
             shown = image.crop(_box(source.crop)) if source.crop else image
