@@ -21,6 +21,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,19 +143,6 @@ static inline float cbrt_positive(float x) {
     return y;
 }
 
-/* One scale's planes, 3 channels each, `w * h` floats per plane. */
-typedef struct {
-    int w, h;
-    float *xyb;   /* reference XYB (made positive) */
-    float *mu;    /* its blur */
-    float *sigma; /* blur of its square */
-} Scale;
-
-typedef struct {
-    int width, height, scales;
-    Scale scale[NUM_SCALES];
-} Reference;
-
 /* Linear RGB (planar) to positive XYB (planar), both 3 planes of n floats. */
 __attribute__((target_clones("arch=x86-64-v3", "default")))
 static void linear_to_xyb(const float *restrict lin, float *restrict xyb, size_t n) {
@@ -177,28 +165,30 @@ static void linear_to_xyb(const float *restrict lin, float *restrict xyb, size_t
     }
 }
 
+/* One output of the 9 taps at x, zero outside [0, w). */
+static inline float blur_at(const float *row, int x, int w) {
+    float s = 0.0f;
+    for (int k = -RADIUS; k <= RADIUS; k++)
+        if (x + k >= 0 && x + k < w) s += kernel[k + RADIUS] * row[x + k];
+    return s;
+}
+
 /* One row through the 9 taps, zero outside [0, w). RADIUS is a constant, so the
  * interior loop vectorises. */
 static inline void blur_row(const float *restrict row, float *restrict dst, int w) {
     const float k0 = kernel[RADIUS], k1 = kernel[RADIUS + 1], k2 = kernel[RADIUS + 2],
                 k3 = kernel[RADIUS + 3], k4 = kernel[RADIUS + 4];
-    int x = 0;
-    for (; x < w && x < RADIUS; x++) {
-        float s = 0.0f;
-        for (int k = -RADIUS; k <= RADIUS; k++)
-            if (x + k >= 0 && x + k < w) s += kernel[k + RADIUS] * row[x + k];
-        dst[x] = s;
+    const int inner = w > 2 * RADIUS ? w - RADIUS : RADIUS; /* [RADIUS, inner) needs no test */
+    for (int x = 0; x < w && x < RADIUS; x++) dst[x] = blur_at(row, x, w);
+    /* Pointer steps with a fresh counter: indexed by an int that carries over from the
+     * loop above, the build turned this loop into gathers, 4x slower. */
+    const float *restrict p = row + RADIUS;
+    float *restrict q = dst + RADIUS;
+    for (ptrdiff_t i = 0, n = inner - RADIUS; i < n; i++) {
+        q[i] = k0 * p[i] + k1 * (p[i - 1] + p[i + 1]) + k2 * (p[i - 2] + p[i + 2])
+               + k3 * (p[i - 3] + p[i + 3]) + k4 * (p[i - 4] + p[i + 4]);
     }
-    for (; x < w - RADIUS; x++) {
-        dst[x] = k0 * row[x] + k1 * (row[x - 1] + row[x + 1]) + k2 * (row[x - 2] + row[x + 2])
-                 + k3 * (row[x - 3] + row[x + 3]) + k4 * (row[x - 4] + row[x + 4]);
-    }
-    for (; x < w; x++) {
-        float s = 0.0f;
-        for (int k = -RADIUS; k <= RADIUS; k++)
-            if (x + k >= 0 && x + k < w) s += kernel[k + RADIUS] * row[x + k];
-        dst[x] = s;
-    }
+    for (int x = inner > RADIUS ? inner : RADIUS; x < w; x++) dst[x] = blur_at(row, x, w);
 }
 
 /* Separable blur with zero padding. Rows are filtered into a ring of 2 * RADIUS + 1 rows
@@ -259,9 +249,10 @@ static void downsample(const float *in, int w, int h, float *out, int ow, int oh
     }
 }
 
-/* Interleaved 8-bit RGB or RGBA to planar linear RGB; alpha blended on `bg` (as libjxl). */
-static void to_linear(const uint8_t *px, int bands, size_t n, float bg, float *lin) {
-    float *r = lin, *g = lin + n, *b = lin + 2 * n;
+/* Interleaved 8-bit RGB or RGBA to linear R, G and B planes; alpha blended on `bg`
+ * (as libjxl). */
+static void to_linear_planes(const uint8_t *px, int bands, size_t n, float bg, float *r,
+                             float *g, float *b) {
     if (bands == 3) {
         for (size_t i = 0; i < n; i++) {
             r[i] = srgb_to_linear_lut[px[3 * i]];
@@ -285,116 +276,63 @@ static void to_linear(const uint8_t *px, int bands, size_t n, float bg, float *l
     }
 }
 
-static void free_reference(Reference *ref) {
-    for (int s = 0; s < NUM_SCALES; s++) {
-        free(ref->scale[s].xyb);
-        free(ref->scale[s].mu);
-        free(ref->scale[s].sigma);
-    }
-    free(ref);
+/* Interleaved 8-bit pixels to planar linear RGB (3 planes of n floats). */
+static void to_linear(const uint8_t *px, int bands, size_t n, float bg, float *lin) {
+    to_linear_planes(px, bands, n, bg, lin, lin + n, lin + 2 * n);
 }
 
-/* Builds every scale of the reference; NULL when out of memory. */
-static Reference *build_reference(const uint8_t *px, int bands, int w, int h, float bg) {
-    Reference *ref = calloc(1, sizeof(Reference));
-    size_t n = (size_t)w * h;
-    float *lin = malloc(sizeof(float) * 3 * n), *tmp = malloc(sizeof(float) * RING * w);
-    float *mul = malloc(sizeof(float) * 3 * n);
-    if (!ref || !lin || !tmp || !mul) goto fail;
-    ref->width = w;
-    ref->height = h;
-    to_linear(px, bands, n, bg, lin);
-    for (int s = 0; s < NUM_SCALES; s++) {
-        if (w < 8 || h < 8) break;
-        if (s) {
-            const int ow = (w + 1) / 2, oh = (h + 1) / 2;
-            float *next = malloc(sizeof(float) * 3 * (size_t)ow * oh);
-            if (!next) goto fail;
-            downsample(lin, w, h, next, ow, oh);
-            free(lin);
-            lin = next;
-            w = ow;
-            h = oh;
-            n = (size_t)w * h;
-        }
-        Scale *sc = &ref->scale[s];
-        sc->w = w;
-        sc->h = h;
-        sc->xyb = malloc(sizeof(float) * 3 * n);
-        sc->mu = malloc(sizeof(float) * 3 * n);
-        sc->sigma = malloc(sizeof(float) * 3 * n);
-        if (!sc->xyb || !sc->mu || !sc->sigma) goto fail;
-        linear_to_xyb(lin, sc->xyb, n);
-        multiply(sc->xyb, sc->xyb, mul, 3 * n);
-        for (int c = 0; c < 3; c++) {
-            blur_plane(sc->xyb + c * n, tmp, sc->mu + c * n, w, h);
-            blur_plane(mul + c * n, tmp, sc->sigma + c * n, w, h);
-        }
-        ref->scales = s + 1;
-    }
-    free(lin);
-    free(tmp);
-    free(mul);
-    return ref;
-fail:
-    free(lin);
-    free(tmp);
-    free(mul);
-    if (ref) free_reference(ref);
-    return NULL;
-}
-
-/* The 18 norms of one scale: per channel, SSIM (1, 4) then ringing (1, 4), blurring (1, 4).
- * Each row is summed in float (vectorised), rows in double. */
+/* Raw sums of one channel's maps over a rectangle (x0, y0, w, h) of planes `stride` floats
+ * wide: SSIM (1, 4) then ringing (1, 4), blurring (1, 4), the 4-norms as sums of 4th
+ * powers. Each row is summed in float (vectorised), rows in double. */
 __attribute__((target_clones("arch=x86-64-v3", "default")))
-static void scale_norms(const Scale *sc, const float *xyb2, const float *mu2,
-                        const float *sigma22, const float *sigma12, double *ssim_avg,
-                        double *edge_avg) {
-    const int w = sc->w, h = sc->h;
-    const size_t n = (size_t)w * h;
-    const double per_pixel = 1.0 / (double)n;
-    for (int c = 0; c < 3; c++) {
-        double sum_ssim[2] = {0}, sum_edge[4] = {0};
-        for (int y = 0; y < h; y++) {
-            const size_t o = c * n + (size_t)y * w;
-            const float *m1 = sc->mu + o, *m2 = mu2 + o, *s11 = sc->sigma + o;
-            const float *s22 = sigma22 + o, *s12 = sigma12 + o;
-            const float *i1 = sc->xyb + o, *i2 = xyb2 + o;
-            float r0 = 0, r1 = 0, e0 = 0, e1 = 0, e2 = 0, e3 = 0;
-            for (int x = 0; x < w; x++) {
-                /* In double: the variances are small differences of close numbers, and
-                 * the build reassociates sums, so float would leave rounding noise where
-                 * the two images are equal. */
-                const double mu1 = m1[x], mu2v = m2[x];
-                const double num_m = 1.0 - (mu1 - mu2v) * (mu1 - mu2v);
-                const double num_s = 2.0 * ((double)s12[x] - mu1 * mu2v) + C2;
-                const double denom_s = ((double)s11[x] - mu1 * mu1) + ((double)s22[x] - mu2v * mu2v) + C2;
-                float d = (float)(1.0 - num_m * num_s / denom_s);
-                d = d > 0.0f ? d : 0.0f;
-                const float d2 = d * d;
-                r0 += d;
-                r1 += d2 * d2;
-                const float e = (1.0f + fabsf(i2[x] - m2[x])) / (1.0f + fabsf(i1[x] - m1[x])) - 1.0f;
-                const float art = e > 0.0f ? e : 0.0f, lost = e < 0.0f ? -e : 0.0f;
-                const float a2 = art * art, l2 = lost * lost;
-                e0 += art;
-                e1 += a2 * a2;
-                e2 += lost;
-                e3 += l2 * l2;
-            }
-            sum_ssim[0] += r0;
-            sum_ssim[1] += r1;
-            sum_edge[0] += e0;
-            sum_edge[1] += e1;
-            sum_edge[2] += e2;
-            sum_edge[3] += e3;
+static void channel_sums(const float *i1, const float *m1, const float *s11, const float *i2,
+                         const float *m2, const float *s22, const float *s12, int stride,
+                         int x0, int y0, int w, int h, double sums[6]) {
+    for (int y = y0; y < y0 + h; y++) {
+        const size_t o = (size_t)y * stride + x0;
+        float r0 = 0, r1 = 0, e0 = 0, e1 = 0, e2 = 0, e3 = 0;
+        for (int x = 0; x < w; x++) {
+            /* In double: the variances are small differences of close numbers, and
+             * the build reassociates sums, so float would leave rounding noise where
+             * the two images are equal. */
+            const double mu1 = m1[o + x], mu2v = m2[o + x];
+            const double num_m = 1.0 - (mu1 - mu2v) * (mu1 - mu2v);
+            const double num_s = 2.0 * ((double)s12[o + x] - mu1 * mu2v) + C2;
+            const double denom_s = ((double)s11[o + x] - mu1 * mu1)
+                                   + ((double)s22[o + x] - mu2v * mu2v) + C2;
+            float d = (float)(1.0 - num_m * num_s / denom_s);
+            d = d > 0.0f ? d : 0.0f;
+            const float d2 = d * d;
+            r0 += d;
+            r1 += d2 * d2;
+            const float e = (1.0f + fabsf(i2[o + x] - m2[o + x]))
+                            / (1.0f + fabsf(i1[o + x] - m1[o + x])) - 1.0f;
+            const float art = e > 0.0f ? e : 0.0f, lost = e < 0.0f ? -e : 0.0f;
+            const float a2 = art * art, l2 = lost * lost;
+            e0 += art;
+            e1 += a2 * a2;
+            e2 += lost;
+            e3 += l2 * l2;
         }
-        ssim_avg[c * 2] = per_pixel * sum_ssim[0];
-        ssim_avg[c * 2 + 1] = sqrt(sqrt(per_pixel * sum_ssim[1]));
-        edge_avg[c * 4] = per_pixel * sum_edge[0];
-        edge_avg[c * 4 + 1] = sqrt(sqrt(per_pixel * sum_edge[1]));
-        edge_avg[c * 4 + 2] = per_pixel * sum_edge[2];
-        edge_avg[c * 4 + 3] = sqrt(sqrt(per_pixel * sum_edge[3]));
+        sums[0] += r0;
+        sums[1] += r1;
+        sums[2] += e0;
+        sums[3] += e1;
+        sums[4] += e2;
+        sums[5] += e3;
+    }
+}
+
+/* One scale's 18 norms from its channels' raw sums over `pixels` pixels. */
+static void sums_to_norms(double sums[3][6], double pixels, double *ssim_avg, double *edge_avg) {
+    const double per_pixel = 1.0 / pixels;
+    for (int c = 0; c < 3; c++) {
+        ssim_avg[c * 2] = per_pixel * sums[c][0];
+        ssim_avg[c * 2 + 1] = sqrt(sqrt(per_pixel * sums[c][1]));
+        edge_avg[c * 4] = per_pixel * sums[c][2];
+        edge_avg[c * 4 + 1] = sqrt(sqrt(per_pixel * sums[c][3]));
+        edge_avg[c * 4 + 2] = per_pixel * sums[c][4];
+        edge_avg[c * 4 + 3] = sqrt(sqrt(per_pixel * sums[c][5]));
     }
 }
 
@@ -418,51 +356,328 @@ static double final_score(double ssim_avg[][6], double edge_avg[][12], int scale
     return ssim > 0.0 ? 100.0 - 10.0 * pow(ssim, 0.6276336467831387) : 100.0;
 }
 
+/* ---- Windows ----
+ *
+ * Every map is local: a pixel of scale s depends on the pixels within RADIUS of it at that
+ * scale. So each scale is cut into tiles, and a tile's maps are computed on a window of
+ * RADIUS more on each side, small enough to stay in cache while its five blurs run; the
+ * sums over the tiles' own pixels are the sums over the plane. */
+
+/* A tile's own pixels (ix, iy, iw, ih) and its window (wx, wy, ww, wh), in the
+ * coordinates of the plane it is cut from. */
+typedef struct {
+    int ix, iy, iw, ih, wx, wy, ww, wh;
+} Tile;
+
+/* The tile of own pixels [x0, x1) x [y0, y1) of a w x h plane, its window clipped to the
+ * plane (where the clip bites, the plane's edge is the image's, which the blur pads with
+ * zeros as the whole computation does). */
+static Tile tile_of(int x0, int y0, int x1, int y1, int w, int h) {
+    Tile t = {x0, y0, x1 - x0, y1 - y0, 0, 0, 0, 0};
+    t.wx = x0 > RADIUS ? x0 - RADIUS : 0;
+    t.wy = y0 > RADIUS ? y0 - RADIUS : 0;
+    t.ww = (x1 + RADIUS < w ? x1 + RADIUS : w) - t.wx;
+    t.wh = (y1 + RADIUS < h ? y1 + RADIUS : h) - t.wy;
+    return t;
+}
+
+/* The end of the tile that starts at `start` of `side` px on a line of `length`: a last
+ * piece under a quarter tile joins the tile before it. */
+static int tile_end(int start, int side, int length) {
+    const int end = start + side;
+    return end + side / 4 >= length ? length : end;
+}
+
+/* Tiles of about `side` px covering a w x h plane, row by row; their count. `out` (NULL to
+ * count only) receives them. */
+static int cut_tiles(int w, int h, int side, Tile *out) {
+    int count = 0;
+    for (int y = 0; y < h; y = tile_end(y, side, h))
+        for (int x = 0; x < w; x = tile_end(x, side, w)) {
+            if (out) out[count] = tile_of(x, y, tile_end(x, side, w), tile_end(y, side, h), w, h);
+            count++;
+        }
+    return count;
+}
+
+/* The most pixels, and the widest row, of a window of a tile of about `side` px. */
+#define WINDOW_SIDE(side) ((side) + (side) / 4 + 2 * RADIUS)
+
+/* Working memory for one window: the distorted image's XYB and maps, the reference's
+ * planes when they are not kept (see `prepare_window`), and the blur's rows. */
+typedef struct {
+    float *lin, *xyb, *mu, *s22, *s12, *mul, *ref, *ring;
+} Window;
+
+static void free_window(Window *wb) {
+    free(wb->lin);
+    free(wb->xyb);
+    free(wb->mu);
+    free(wb->s22);
+    free(wb->s12);
+    free(wb->mul);
+    free(wb->ref);
+    free(wb->ring);
+}
+
+static int alloc_window(Window *wb, int side, int with_reference) {
+    const size_t n = (size_t)WINDOW_SIDE(side) * WINDOW_SIDE(side);
+    memset(wb, 0, sizeof *wb);
+    wb->lin = malloc(sizeof(float) * 3 * n);
+    wb->xyb = malloc(sizeof(float) * 3 * n);
+    wb->mu = malloc(sizeof(float) * n);
+    wb->s22 = malloc(sizeof(float) * n);
+    wb->s12 = malloc(sizeof(float) * n);
+    wb->mul = malloc(sizeof(float) * n);
+    wb->ref = with_reference ? malloc(sizeof(float) * 9 * n) : NULL;
+    wb->ring = malloc(sizeof(float) * RING * WINDOW_SIDE(side));
+    return wb->lin && wb->xyb && wb->mu && wb->s22 && wb->s12 && wb->mul
+           && (wb->ref || !with_reference) && wb->ring;
+}
+
+/* A tile's window of a planar linear plane `rw` x `rh`, as XYB in `xyb`. */
+static void window_xyb(const float *plane, int rw, int rh, const Tile *t, Window *wb,
+                       float *xyb) {
+    const size_t n = (size_t)t->ww * t->wh;
+    for (int c = 0; c < 3; c++)
+        for (int y = 0; y < t->wh; y++)
+            memcpy(wb->lin + c * n + (size_t)y * t->ww,
+                   plane + (size_t)c * rw * rh + (size_t)(t->wy + y) * rw + t->wx,
+                   sizeof(float) * t->ww);
+    linear_to_xyb(wb->lin, xyb, n);
+}
+
+/* The reference's planes of one window into `planes` (9 of ww * wh floats): XYB, its
+ * blur, the blur of its square, 3 channels each. */
+static void prepare_window(const float *plane, int rw, int rh, const Tile *t, Window *wb,
+                           float *planes) {
+    const size_t n = (size_t)t->ww * t->wh;
+    window_xyb(plane, rw, rh, t, wb, planes);
+    for (int c = 0; c < 3; c++) {
+        const float *x = planes + c * n;
+        blur_plane(x, wb->ring, planes + 3 * n + c * n, t->ww, t->wh);
+        multiply(x, x, wb->mul, n);
+        blur_plane(wb->mul, wb->ring, planes + 6 * n + c * n, t->ww, t->wh);
+    }
+}
+
+/* Adds the raw sums of one window of the distorted plane against the reference's planes
+ * of the same window (from `prepare_window`). */
+static void compare_window(const float *planes, const float *plane, int rw, int rh,
+                           const Tile *t, Window *wb, double sums[3][6]) {
+    const size_t n = (size_t)t->ww * t->wh;
+    window_xyb(plane, rw, rh, t, wb, wb->xyb);
+    for (int c = 0; c < 3; c++) {
+        const float *a = planes + c * n, *b = wb->xyb + c * n;
+        blur_plane(b, wb->ring, wb->mu, t->ww, t->wh);
+        multiply(b, b, wb->mul, n);
+        blur_plane(wb->mul, wb->ring, wb->s22, t->ww, t->wh);
+        multiply(a, b, wb->mul, n);
+        blur_plane(wb->mul, wb->ring, wb->s12, t->ww, t->wh);
+        channel_sums(a, planes + 3 * n + c * n, planes + 6 * n + c * n, b, wb->mu, wb->s22,
+                     wb->s12, t->ww, t->ix - t->wx, t->iy - t->wy, t->iw, t->ih, sums[c]);
+    }
+}
+
+/* ---- A reference kept for several candidates ---- */
+
+/* Tiles of this many px a side: a window's 16 planes (about 1 MB) stay in a core's L2. */
+#define TILE 128
+
+/* One scale of the reference: its size, tiles, and each tile's 9 planes. */
+typedef struct {
+    int w, h, count;
+    Tile *tiles;
+    float **planes;
+} Scale;
+
+typedef struct {
+    int width, height, scales;
+    Scale scale[NUM_SCALES];
+} Reference;
+
+static void free_reference(Reference *ref) {
+    for (int s = 0; s < NUM_SCALES; s++) {
+        Scale *sc = &ref->scale[s];
+        for (int i = 0; sc->planes && i < sc->count; i++) free(sc->planes[i]);
+        free(sc->planes);
+        free(sc->tiles);
+    }
+    free(ref);
+}
+
+/* Halves both planar linear images' planes in place of the buffers (`spare` is a
+ * buffer of the same size, swapped in). */
+static void halve(float **lin, float **spare, int *w, int *h) {
+    const int ow = (*w + 1) / 2, oh = (*h + 1) / 2;
+    downsample(*lin, *w, *h, *spare, ow, oh);
+    float *t = *lin;
+    *lin = *spare;
+    *spare = t;
+    *w = ow;
+    *h = oh;
+}
+
+/* The number of scales of a w x h image: as libjxl, a scale is made while the one before
+ * is at least 8 px a side. Their sizes go to sw, sh. */
+static int count_scales(int w, int h, int sw[NUM_SCALES], int sh[NUM_SCALES]) {
+    int scales = 0;
+    for (; scales < NUM_SCALES; scales++) {
+        if (w < 8 || h < 8) break;
+        if (scales) {
+            w = (w + 1) / 2;
+            h = (h + 1) / 2;
+        }
+        sw[scales] = w;
+        sh[scales] = h;
+    }
+    return scales;
+}
+
+/* Builds every scale of the reference; NULL when out of memory. */
+static Reference *build_reference(const uint8_t *px, int bands, int w, int h, float bg) {
+    Reference *ref = calloc(1, sizeof(Reference));
+    const size_t n = (size_t)w * h;
+    float *lin = malloc(sizeof(float) * 3 * n), *spare = malloc(sizeof(float) * 3 * n);
+    Window wb;
+    int ok = alloc_window(&wb, TILE, 0) && ref && lin && spare;
+    if (ok) {
+        int sw[NUM_SCALES], sh[NUM_SCALES];
+        ref->width = w;
+        ref->height = h;
+        ref->scales = count_scales(w, h, sw, sh);
+        to_linear(px, bands, n, bg, lin);
+        for (int s = 0; ok && s < ref->scales; s++) {
+            if (s) halve(&lin, &spare, &w, &h);
+            Scale *sc = &ref->scale[s];
+            sc->w = w;
+            sc->h = h;
+            sc->count = cut_tiles(w, h, TILE, NULL);
+            sc->tiles = malloc(sizeof(Tile) * sc->count);
+            sc->planes = calloc(sc->count, sizeof(float *));
+            ok = sc->tiles && sc->planes;
+            if (ok) cut_tiles(w, h, TILE, sc->tiles);
+            for (int i = 0; ok && i < sc->count; i++) {
+                const Tile *t = &sc->tiles[i];
+                sc->planes[i] = malloc(sizeof(float) * 9 * (size_t)t->ww * t->wh);
+                ok = sc->planes[i] != NULL;
+                if (ok) prepare_window(lin, w, h, t, &wb, sc->planes[i]);
+            }
+        }
+    }
+    free(lin);
+    free(spare);
+    free_window(&wb);
+    if (!ok && ref) {
+        free_reference(ref);
+        ref = NULL;
+    }
+    return ref;
+}
+
 /* The score of a distorted image against a built reference; NaN when out of memory. */
 static double compare(const Reference *ref, const uint8_t *px, int bands, float bg) {
     int w = ref->width, h = ref->height;
-    size_t n = (size_t)w * h;
+    const size_t n = (size_t)w * h;
+    double sums[NUM_SCALES][3][6] = {{{0}}};
     double ssim_avg[NUM_SCALES][6] = {{0}}, edge_avg[NUM_SCALES][12] = {{0}};
-    float *lin = malloc(sizeof(float) * 3 * n), *xyb = malloc(sizeof(float) * 3 * n);
-    float *mul = malloc(sizeof(float) * 3 * n), *tmp = malloc(sizeof(float) * RING * w);
-    float *mu = malloc(sizeof(float) * 3 * n), *s22 = malloc(sizeof(float) * 3 * n);
-    float *s12 = malloc(sizeof(float) * 3 * n);
+    float *lin = malloc(sizeof(float) * 3 * n), *spare = malloc(sizeof(float) * 3 * n);
+    Window wb;
     double score = NAN;
-    if (!lin || !xyb || !mul || !tmp || !mu || !s22 || !s12) goto done;
-    to_linear(px, bands, n, bg, lin);
-    for (int s = 0; s < ref->scales; s++) {
-        const Scale *sc = &ref->scale[s];
-        if (s) {
-            float *next = malloc(sizeof(float) * 3 * (size_t)sc->w * sc->h);
-            if (!next) goto done;
-            downsample(lin, w, h, next, sc->w, sc->h);
-            free(lin);
-            lin = next;
-            w = sc->w;
-            h = sc->h;
-            n = (size_t)w * h;
+    if (alloc_window(&wb, TILE, 0) && lin && spare) {
+        to_linear(px, bands, n, bg, lin);
+        for (int s = 0; s < ref->scales; s++) {
+            if (s) halve(&lin, &spare, &w, &h);
+            const Scale *sc = &ref->scale[s];
+            for (int i = 0; i < sc->count; i++)
+                compare_window(sc->planes[i], lin, w, h, &sc->tiles[i], &wb, sums[s]);
+            sums_to_norms(sums[s], (double)w * h, ssim_avg[s], edge_avg[s]);
         }
-        linear_to_xyb(lin, xyb, n);
-        for (int c = 0; c < 3; c++) {
-            float *plane = xyb + c * n;
-            multiply(plane, plane, mul, n);
-            blur_plane(mul, tmp, s22 + c * n, w, h);
-            multiply(plane, sc->xyb + c * n, mul, n);
-            blur_plane(mul, tmp, s12 + c * n, w, h);
-            blur_plane(plane, tmp, mu + c * n, w, h);
-        }
-        scale_norms(sc, xyb, mu, s22, s12, ssim_avg[s], edge_avg[s]);
+        score = final_score(ssim_avg, edge_avg, ref->scales);
     }
-    score = final_score(ssim_avg, edge_avg, ref->scales);
-done:
     free(lin);
-    free(xyb);
-    free(mul);
-    free(tmp);
-    free(mu);
-    free(s22);
-    free(s12);
+    free(spare);
+    free_window(&wb);
     return score;
+}
+
+/* ---- One comparison in bounded memory ----
+ *
+ * Kept whole, the reference and a candidate need about 100 bytes a pixel, too much for a
+ * large photo. A pixel of scale s also sums a 2^s square of the full-size image, so the
+ * image is cut into tiles on a grid of 2^(NUM_SCALES-1) px, and each is read with a
+ * margin of HALO px (RADIUS at the coarsest scale) from which all its scales are made;
+ * at each scale its window is that scale's tile (`tile_of`). The sums over the tiles' own
+ * pixels are the sums over the image, so the score is the whole computation's, up to
+ * float rounding. */
+
+#define GRID (1 << (NUM_SCALES - 1))
+#define HALO (RADIUS << (NUM_SCALES - 1))
+
+/* Planar linear RGB of the rectangle (x, y, w, h) of an interleaved image `stride` px wide. */
+static void region_linear(const uint8_t *px, int bands, int stride, int x, int y, int w, int h,
+                          float bg, float *lin) {
+    const size_t n = (size_t)w * h;
+    for (int row = 0; row < h; row++) {
+        const size_t o = (size_t)row * w;
+        to_linear_planes(px + ((size_t)(y + row) * stride + x) * bands, bands, (size_t)w, bg,
+                         lin + o, lin + n + o, lin + 2 * n + o);
+    }
+}
+
+/* Adds to `sums` the sums of the tiles whose own rows are [top, bottom) of a band of
+ * two images, both `width` x `height` px (the band holds HALO rows above and below them
+ * where the image has them). `top` and `bottom` are on the grid or at the image's edge. */
+static int band_sums(const uint8_t *px1, const uint8_t *px2, int bands, int width, int height,
+                     int top, int bottom, float bg, int tile, int scales,
+                     double sums[NUM_SCALES][3][6]) {
+    tile = tile < GRID ? GRID : tile - tile % GRID;
+    const size_t most = (size_t)(tile + tile / 4 + 2 * HALO) * height;
+    float *r1 = malloc(sizeof(float) * 3 * most), *r2 = malloc(sizeof(float) * 3 * most);
+    float *spare = malloc(sizeof(float) * 3 * most);
+    Window wb;
+    const int ok = alloc_window(&wb, TILE, 1) && r1 && r2 && spare;
+    for (int tx = 0; ok && tx < width; tx = tile_end(tx, tile, width)) {
+        const int tx1 = tile_end(tx, tile, width);
+        const int rx = tx > HALO ? tx - HALO : 0;
+        int rw = (tx1 + HALO < width ? tx1 + HALO : width) - rx, rh = height;
+        region_linear(px1, bands, width, rx, 0, rw, rh, bg, r1);
+        region_linear(px2, bands, width, rx, 0, rw, rh, bg, r2);
+        for (int s = 0; s < scales; s++) {
+            if (s) {
+                int w2 = rw, h2 = rh;
+                halve(&r1, &spare, &rw, &rh);
+                halve(&r2, &spare, &w2, &h2);
+            }
+            /* The tile's own pixels at this scale (the grid keeps them whole), in windows
+             * of TILE px. */
+            const int step = (1 << s) - 1;
+            const int ox = (tx - rx) >> s, oy = top >> s;
+            const int ox1 = (tx1 - rx + step) >> s, oy1 = (bottom + step) >> s;
+            for (int y = oy; y < oy1; y = oy + tile_end(y - oy, TILE, oy1 - oy))
+                for (int x = ox; x < ox1; x = ox + tile_end(x - ox, TILE, ox1 - ox)) {
+                    const Tile t = tile_of(x, y, ox + tile_end(x - ox, TILE, ox1 - ox),
+                                           oy + tile_end(y - oy, TILE, oy1 - oy), rw, rh);
+                    prepare_window(r1, rw, rh, &t, &wb, wb.ref);
+                    compare_window(wb.ref, r2, rw, rh, &t, &wb, sums[s]);
+                }
+        }
+    }
+    free(r1);
+    free(r2);
+    free(spare);
+    free_window(&wb);
+    return ok;
+}
+
+/* The score from the sums over a whole `width` x `height` image. */
+static double score_of_sums(double sums[NUM_SCALES][3][6], int width, int height) {
+    int sw[NUM_SCALES], sh[NUM_SCALES];
+    const int scales = count_scales(width, height, sw, sh);
+    double ssim_avg[NUM_SCALES][6] = {{0}}, edge_avg[NUM_SCALES][12] = {{0}};
+    for (int s = 0; s < scales; s++)
+        sums_to_norms(sums[s], (double)sw[s] * sh[s], ssim_avg[s], edge_avg[s]);
+    return final_score(ssim_avg, edge_avg, scales);
 }
 
 /* ---- Python glue ---- */
@@ -539,9 +754,85 @@ static PyObject *py_compare(PyObject *self, PyObject *args) {
     return PyFloat_FromDouble(score);
 }
 
+#define SUMS (NUM_SCALES * 3 * 6)
+
+PyDoc_STRVAR(band_sums_doc,
+"band_sums(original, distorted, width, height, bands, background, top, bottom, tile,\n"
+"          full_width, full_height) -> tuple of floats\n\n"
+"The raw sums of the maps over rows [top, bottom) of a band of two 8-bit sRGB images\n"
+"(`width` x `height`, RGB or RGBA), for an image of `full_width` x `full_height`.\n"
+"The band holds HALO rows above and below those rows where the image has them;\n"
+"`top` and `bottom` lie on the GRID or at the image's edge. Adding the sums of bands\n"
+"that cover the image and passing them to `score_of_sums` gives the image's score,\n"
+"in memory of a few bands.");
+
+static PyObject *py_band_sums(PyObject *self, PyObject *args) {
+    Py_buffer one, two;
+    int width, height, bands, top, bottom, tile, full_width, full_height;
+    float bg;
+    if (!PyArg_ParseTuple(args, "y*y*iiifiiiii", &one, &two, &width, &height, &bands, &bg,
+                          &top, &bottom, &tile, &full_width, &full_height))
+        return NULL;
+    int sw[NUM_SCALES], sh[NUM_SCALES];
+    const int scales = count_scales(full_width, full_height, sw, sh);
+    double sums[NUM_SCALES][3][6] = {{{0}}};
+    int ok = check_pixels(&one, width, height, bands) == 0
+             && check_pixels(&two, width, height, bands) == 0;
+    if (ok && (top < 0 || bottom > height || top >= bottom)) {
+        PyErr_SetString(PyExc_ValueError, "need 0 <= top < bottom <= height");
+        ok = 0;
+    }
+    if (ok) {
+        Py_BEGIN_ALLOW_THREADS
+        ok = band_sums(one.buf, two.buf, bands, width, height, top, bottom, bg, tile, scales,
+                       sums);
+        Py_END_ALLOW_THREADS
+        if (!ok) PyErr_NoMemory();
+    }
+    PyBuffer_Release(&one);
+    PyBuffer_Release(&two);
+    if (!ok) return NULL;
+    PyObject *out = PyTuple_New(SUMS);
+    if (!out) return NULL;
+    const double *flat = &sums[0][0][0];
+    for (int i = 0; i < SUMS; i++) {
+        PyObject *value = PyFloat_FromDouble(flat[i]);
+        if (!value) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(out, i, value);
+    }
+    return out;
+}
+
+PyDoc_STRVAR(score_of_sums_doc,
+"score_of_sums(sums, width, height) -> float\n\n"
+"The SSIMULACRA2 score of a `width` x `height` image from its bands' added sums.");
+
+static PyObject *py_score_of_sums(PyObject *self, PyObject *args) {
+    PyObject *seq;
+    int width, height;
+    if (!PyArg_ParseTuple(args, "Oii", &seq, &width, &height)) return NULL;
+    PyObject *fast = PySequence_Fast(seq, "sums must be a sequence");
+    if (!fast) return NULL;
+    if (PySequence_Fast_GET_SIZE(fast) != SUMS) {
+        Py_DECREF(fast);
+        return PyErr_Format(PyExc_ValueError, "need %d sums", SUMS);
+    }
+    double sums[NUM_SCALES][3][6];
+    double *flat = &sums[0][0][0];
+    for (int i = 0; i < SUMS; i++) flat[i] = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(fast, i));
+    Py_DECREF(fast);
+    if (PyErr_Occurred()) return NULL;
+    return PyFloat_FromDouble(score_of_sums(sums, width, height));
+}
+
 static PyMethodDef methods[] = {
     {"reference", py_reference, METH_VARARGS, reference_doc},
     {"compare", py_compare, METH_VARARGS, compare_doc},
+    {"band_sums", py_band_sums, METH_VARARGS, band_sums_doc},
+    {"score_of_sums", py_score_of_sums, METH_VARARGS, score_of_sums_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -556,5 +847,11 @@ PyMODINIT_FUNC PyInit__ssimulacra2(void) {
         PyErr_SetString(PyExc_ImportError, "unexpected blur kernel size");
         return NULL;
     }
-    return PyModule_Create(&module);
+    PyObject *m = PyModule_Create(&module);
+    if (m && (PyModule_AddIntConstant(m, "GRID", GRID) < 0
+              || PyModule_AddIntConstant(m, "HALO", HALO) < 0)) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

@@ -6,13 +6,16 @@ The computation is libjxl's (``tools/ssimulacra2.cc``), done by the C extension
 90 cannot be told apart at 1:1, 70 is high quality, 50 medium, 30 low.
 
 A reference is prepared once and compared with several candidates, so a quality
-search pays for the reference's half of the work only once. Images with alpha are
-scored as libjxl does: blended on a dark and on a light background, the worse
-score counting.
+search pays for the reference's half of the work only once; it holds about 50 bytes a
+pixel. A single comparison (``ssimulacra2``) is computed in horizontal bands of tiles
+instead, in the memory of a few bands whatever the image's size, with the same result up
+to float rounding. Images with alpha are scored as libjxl does: blended on a dark and on
+a light background, the worse score counting.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from types import ModuleType
 
 from PIL import Image
@@ -26,6 +29,10 @@ except ImportError:  # built without a compiler: callers fall back to fixed qual
 # libjxl's backgrounds for images with alpha (dark, light); 0.5 for opaque ones.
 _ALPHA_BACKGROUNDS = (0.1, 0.9)
 _OPAQUE_BACKGROUND = 0.5
+# Rows of tiles of this many px a side per band (a multiple of the extension's GRID): a
+# band of an 8,000 px wide image holds about 25 MB of each image, and the margin it reads
+# above and below (HALO) adds a third to the work of its own rows.
+BAND_TILE = 768
 
 
 def available() -> bool:
@@ -69,5 +76,36 @@ class Reference:
 
 
 def ssimulacra2(original: Image.Image, candidate: Image.Image) -> float:
-    """SSIMULACRA2 of ``candidate`` against ``original`` (same size)."""
-    return Reference(original).score(candidate)
+    """SSIMULACRA2 of ``candidate`` against ``original`` (same size), in bounded memory."""
+    if _metric is None:
+        raise RuntimeError("feather_core._ssimulacra2 is not built")
+    if candidate.size != original.size:
+        raise ValueError(f"candidate is {candidate.size}, reference {original.size}")
+    alpha = _has_alpha(original)
+    backgrounds = _ALPHA_BACKGROUNDS if alpha else (_OPAQUE_BACKGROUND,)
+    width, height = original.size
+    totals = {bg: [0.0] * _SUMS for bg in backgrounds}
+    for top, bottom in _bands(height, BAND_TILE):
+        first = max(0, top - _metric.HALO)
+        last = min(height, bottom + _metric.HALO)
+        box = (0, first, width, last)
+        one, bands = _pixels(original.crop(box), alpha)
+        two, _ = _pixels(candidate.crop(box), alpha)
+        for bg in backgrounds:
+            part = _metric.band_sums(one, two, width, last - first, bands, bg, top - first,
+                                     bottom - first, BAND_TILE, width, height)
+            totals[bg] = [a + b for a, b in zip(totals[bg], part, strict=True)]
+    return min(float(_metric.score_of_sums(totals[bg], width, height)) for bg in backgrounds)
+
+
+_SUMS = 108  # 6 scales, 3 channels, 6 sums
+
+
+def _bands(height: int, side: int) -> Iterator[tuple[int, int]]:
+    """The rows of tiles, as the extension cuts them: a last row under a quarter tile
+    joins the one before it."""
+    top = 0
+    while top < height:
+        bottom = height if top + side + side // 4 >= height else top + side
+        yield top, bottom
+        top = bottom

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import io
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -84,42 +85,44 @@ def first_try(encoder: str, level: str) -> int:
 
 
 def search(attempt: Score, floor: float, start: int, slope: float,
-           max_tries: int = MAX_TRIES, out_of_time: Callable[[], bool] | None = None) -> Search:
+           max_tries: int = MAX_TRIES, out_of_time: Callable[[], bool] | None = None,
+           close_enough: float = CLOSE_ENOUGH) -> Search:
     """The lowest quality in 1..100 whose try scores at least ``floor``, in few tries.
 
     ``attempt(q)`` encodes at quality ``q`` and scores the result. When no try reaches the
     floor (100 included, or tries or time ran out), the best-scoring try is returned.
     """
     tries: dict[int, Try] = {}
-    quality = max(1, min(100, start))
-    while True:
+    quality: int | None = max(1, min(100, start))
+    while quality is not None:
         tries[quality] = attempt(quality)
-        passing = sorted(q for q, t in tries.items() if t.score >= floor)
-        failing = sorted(q for q, t in tries.items() if t.score < floor)
-        best = passing[0] if passing else None
-        below = max((q for q in failing if best is None or q < best), default=None)
         if len(tries) >= max_tries or (out_of_time is not None and out_of_time()):
             break
-        if best is not None:
-            if tries[best].score - floor < CLOSE_ENOUGH or best == 1:
-                break
-            if below is not None and best - below <= 1:
-                break
-            guess = _aim(tries, best, below, floor, slope)
-            quality = max(guess, (below or 0) + 1)
-            if quality >= best:
-                break
-        else:
-            top = failing[-1]
-            if top >= 100:
-                break
-            guess = _aim(tries, top, None, floor, slope)
-            quality = min(100, max(guess, top + 1))
-    chosen = (tries[min(q for q, t in tries.items() if t.score >= floor)]
-              if any(t.score >= floor for t in tries.values())
+        quality = next_quality(tries, floor, slope, close_enough)
+    passing = [t for t in tries.values() if t.score >= floor]
+    chosen = (min(passing, key=lambda t: t.quality) if passing
               else max(tries.values(), key=lambda t: t.score))
-    ordered = tuple(tries[q] for q in tries)
-    return Search(best=chosen, tries=ordered, floor=floor)
+    return Search(best=chosen, tries=tuple(tries.values()), floor=floor)
+
+
+def next_quality(tries: dict[int, Try], floor: float, slope: float,
+                 close_enough: float = CLOSE_ENOUGH) -> int | None:
+    """The quality to try after ``tries`` (by quality), or None when the search is done."""
+    passing = sorted(q for q, t in tries.items() if t.score >= floor)
+    failing = sorted(q for q, t in tries.items() if t.score < floor)
+    best = passing[0] if passing else None
+    if best is None:
+        top = failing[-1]
+        if top >= 100:
+            return None
+        return min(100, max(_aim(tries, top, None, floor, slope), top + 1))
+    below = max((q for q in failing if q < best), default=None)
+    if tries[best].score - floor < close_enough or best == 1:
+        return None
+    if below is not None and best - below <= 1:
+        return None
+    quality = max(_aim(tries, best, below, floor, slope), (below or 0) + 1)
+    return None if quality >= best else quality
 
 
 def _aim(tries: dict[int, Try], anchor: int, other: int | None, floor: float,
@@ -147,18 +150,24 @@ def _measured_slope(tries: dict[int, Try], anchor: int, other: int | None) -> fl
 
 # Stop trying this many seconds before the deadline and keep the best try so far.
 DEADLINE_MARGIN = 0.25
-# Pictures up to this size are searched and scored whole. Above it the metric (about
-# 100 bytes a pixel) would cost too much memory and time: the tries run on four crops of
-# CROP px spread over the picture, each encoded and scored alone, and the picture is
-# encoded once at the quality found. Crops score higher than the whole picture on average
-# (their coarse scales see less) and their worst one lower, so the estimate is the middle
-# of their mean and their minimum. The search aims SAMPLE_MARGIN above the floor and
-# reports the estimate less the margin, which on the corpus's 12 bench photos (2-24 MP)
-# was within -3.9 / +2.6 of the full-size score (the README's "Smaller files" section).
+# Pictures up to this size are searched whole. Above it, each try of the whole picture
+# (an encode of several seconds) is too dear to search with: the search runs on four
+# crops of CROP px spread over the picture, each encoded and scored alone, and then
+# moves to the whole picture at the quality found there, where every try is scored too
+# (``perceptual.ssimulacra2`` works in bands, so a score costs little memory at any size)
+# and the same search goes on for at most FULL_TRIES. The crops' estimate is the middle
+# of their mean and their minimum (crops score higher than the whole picture on average,
+# their worst one lower); aiming SAMPLE_MARGIN above the floor there makes the first
+# whole try pass on most photos.
 VERIFY_PIXELS = 1_500_000
 CROP = 512
 BLOCK = 16
-SAMPLE_MARGIN = 1.0
+SAMPLE_MARGIN = 1.5
+CROP_TRIES = 3
+# A whole try costs about 1.7 encodes (encode, decode, score): fewer of them, and a passing
+# one is kept a little further from the floor than on small pictures.
+FULL_TRIES = 3
+FULL_CLOSE_ENOUGH = 3.0
 
 
 def reference_frame(picture: Picture, encoder: str) -> Image.Image:
@@ -200,36 +209,16 @@ def encode_to_level(picture: Picture, encode_at: Callable[[Picture, int], bytes]
                     level: str, deadline: Deadline) -> Search:
     """The lowest quality at which ``encode_at(picture, q)`` reaches ``level``'s floor.
 
-    Up to ``VERIFY_PIXELS`` every try is the full picture, so the score is the output's
-    own. Above, the tries run on crops (``sample_crops``) and the picture is encoded once,
-    at the quality found there; the score reported is the crops' estimate. Needs
-    the metric's C extension (``perceptual.available()``). Animations are judged on
+    Every try of the whole picture is scored, so the score reported is the output's own,
+    except when the deadline leaves no time to score a large picture's only try (the
+    crops' estimate is reported then). Above ``VERIFY_PIXELS`` the search starts on crops.
+    Needs the metric's C extension (``perceptual.available()``). Animations are judged on
     their first frame.
     """
     floor = LEVELS[level]
-    slope = SLOPE.get(encoder, 0.5)
-
-    def out_of_time() -> bool:
-        return deadline.expired(DEADLINE_MARGIN)
-
     full = reference_frame(picture, encoder)
     if full.width * full.height > VERIFY_PIXELS:
-        crops = [(replace(picture, frames=(crop,), durations=(), icc=None, exif=None, xmp=None),
-                  perceptual.Reference(crop)) for crop in sample_crops(full)]
-
-        def attempt_sample(quality: int) -> Try:
-            data = b""
-            scores = []
-            for small, reference in crops:
-                data = encode_at(small, quality)
-                scores.append(reference.score(decoded(data)))
-            return Try(quality, data, sample_score(scores))
-
-        found = search(attempt_sample, floor + SAMPLE_MARGIN, first_try(encoder, level), slope,
-                       out_of_time=out_of_time)
-        best = Try(found.best.quality, encode_at(picture, found.best.quality),
-                   found.best.score - SAMPLE_MARGIN)
-        return Search(best=best, tries=(*found.tries, best), floor=floor)
+        return _search_from_crops(picture, full, encode_at, encoder, level, deadline)
 
     reference = perceptual.Reference(full)
 
@@ -237,7 +226,66 @@ def encode_to_level(picture: Picture, encode_at: Callable[[Picture, int], bytes]
         data = encode_at(picture, quality)
         return Try(quality, data, reference.score(decoded(data)))
 
-    return search(attempt, floor, first_try(encoder, level), slope, out_of_time=out_of_time)
+    return search(attempt, floor, first_try(encoder, level), SLOPE.get(encoder, 0.5),
+                  out_of_time=lambda: deadline.expired(DEADLINE_MARGIN))
+
+
+def _search_from_crops(picture: Picture, full: Image.Image,
+                       encode_at: Callable[[Picture, int], bytes], encoder: str, level: str,
+                       deadline: Deadline) -> Search:
+    floor = LEVELS[level]
+    crops = [(replace(picture, frames=(crop,), durations=(), icc=None, exif=None, xmp=None),
+              perceptual.Reference(crop)) for crop in sample_crops(full)]
+    sampled = 0.0  # seconds the crops' tries took, to foresee what a whole try takes
+
+    def attempt_sample(quality: int) -> Try:
+        nonlocal sampled
+        started = time.monotonic()
+        data = b""
+        scores = []
+        for small, reference in crops:
+            data = encode_at(small, quality)
+            scores.append(reference.score(decoded(data)))
+        sampled += time.monotonic() - started
+        return Try(quality, data, sample_score(scores))
+
+    found = search(attempt_sample, floor + SAMPLE_MARGIN, first_try(encoder, level),
+                   SLOPE.get(encoder, 0.5), max_tries=CROP_TRIES,
+                   out_of_time=lambda: deadline.expired(DEADLINE_MARGIN))
+    estimates = {t.quality: t.score - SAMPLE_MARGIN for t in found.tries}
+    growth = full.width * full.height / sum(small.size[0] * small.size[1] for small, _ in crops)
+    one_try = growth * sampled / len(found.tries)
+
+    def time_for(seconds: float) -> bool:
+        left = deadline.remaining()
+        return left is None or left > seconds + DEADLINE_MARGIN
+
+    def attempt_full(quality: int) -> Try:
+        data = encode_at(picture, quality)
+        if not time_for(one_try / 2):  # no time to score it: the crops' estimate
+            nearest = min(estimates, key=lambda q: abs(q - quality))
+            return Try(quality, data, estimates[nearest])
+        return Try(quality, data, perceptual.ssimulacra2(full, decoded(data)))
+
+    # Where the crops' search would have gone next had it not run out of tries, when the
+    # whole try can be scored; else the crops' answer, whose estimate is measured.
+    start = next_quality({t.quality: t for t in found.tries}, floor + SAMPLE_MARGIN,
+                         SLOPE.get(encoder, 0.5)) if time_for(one_try) else None
+    slope = _crops_slope(found.tries, SLOPE.get(encoder, 0.5))
+    whole = search(attempt_full, floor, start or found.best.quality, slope, max_tries=FULL_TRIES,
+                   out_of_time=lambda: not time_for(one_try), close_enough=FULL_CLOSE_ENOUGH)
+    return Search(best=whole.best, tries=(*found.tries, *whole.tries), floor=floor)
+
+
+def _crops_slope(tries: tuple[Try, ...], typical: float) -> float:
+    # The whole picture's curve runs near the crops' one. Between their furthest tries the
+    # slope is measured best: neighbouring qualities give a noisy secant.
+    low = min(tries, key=lambda t: t.quality)
+    high = max(tries, key=lambda t: t.quality)
+    if high.quality - low.quality < 3:
+        return typical
+    slope = (high.score - low.score) / (high.quality - low.quality)
+    return min(SLOPE_RANGE[1], max(SLOPE_RANGE[0], slope))
 
 
 def score_of(picture: Picture, data: bytes, encoder: str) -> float | None:

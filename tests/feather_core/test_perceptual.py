@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from PIL import Image, ImageFilter
 
 from feather_core import perceptual
 from tests.helpers import open_image
 from tests.images import encode, photo
-from tests.paths import RESOURCES
+from tests.paths import RESOURCES, ROOT
 
 SSIMULACRA2 = RESOURCES / "ssimulacra2"
 
@@ -76,3 +79,50 @@ def test_tiny_images_use_the_scales_they_have() -> None:
     image = photo(20, 20, seed=8)
     assert perceptual.ssimulacra2(image, image) == pytest.approx(100.0, abs=1e-6)
     assert perceptual.ssimulacra2(image, image.filter(ImageFilter.GaussianBlur(3))) < 100
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA"])
+def test_bands_of_tiles_add_up_to_the_whole_computation(monkeypatch: pytest.MonkeyPatch,
+                                                        mode: str) -> None:
+    # Odd sizes and small tiles: several bands, a last row and column joined to the ones
+    # before them, downsampling that repeats the last pixel at the image's edge.
+    image = photo(701, 433, seed=9, mode=mode)
+    candidate = open_image(encode(image, "WEBP", quality=45))
+    whole = perceptual.Reference(image).score(candidate)
+    monkeypatch.setattr(perceptual, "BAND_TILE", 96)
+    banded = perceptual.ssimulacra2(image, candidate)
+    assert 20 < whole < 90
+    assert banded == pytest.approx(whole, abs=2e-3)
+
+
+# Made with Pillow alone, so that nothing before the measure peaks above the two images.
+MEMORY_PROBE = """
+import io, resource
+from PIL import Image
+from feather_core import perceptual
+size = (4000, 3000)
+image = Image.merge("RGB", [Image.effect_noise(size, 40),
+                            Image.linear_gradient("L").resize(size),
+                            Image.radial_gradient("L").resize(size)])
+buffer = io.BytesIO()
+image.save(buffer, "JPEG", quality=70)
+candidate = Image.open(buffer)
+candidate.load()
+def peak():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+start = peak()
+banded = perceptual.ssimulacra2(image, candidate)
+middle = peak()
+whole = perceptual.Reference(image).score(candidate)
+print(banded, whole, middle - start, peak() - middle)
+"""
+
+
+def test_a_large_comparison_needs_a_few_bands_of_memory() -> None:
+    done = subprocess.run([sys.executable, "-c", MEMORY_PROBE], cwd=ROOT, check=True,
+                          capture_output=True, text=True, timeout=120)
+    banded, whole, banded_mb, whole_mb = map(float, done.stdout.split())
+    assert banded == pytest.approx(whole, abs=2e-3)
+    # 12 MP kept whole take about half a GB; in bands, a fraction of that.
+    assert whole_mb > 3 * banded_mb
+    assert banded_mb < 120

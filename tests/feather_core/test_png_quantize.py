@@ -30,7 +30,7 @@ def png(options: CompressOptions, data: bytes) -> bytes:
 
 def pngquant(data: bytes, quality: str = "65-80") -> bytes:
     if shutil.which("pngquant") is None:
-        pytest.fail("pngquant is missing: run `make tool-deps` (Debian's pngquant package)")
+        pytest.fail("pngquant is missing: run `make bench-tools` (Debian's pngquant package)")
     done = subprocess.run(["pngquant", f"--quality={quality}", "-"], input=data,
                           capture_output=True, check=True)
     return done.stdout

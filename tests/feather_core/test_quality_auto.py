@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from feather_core import compress, perceptual
+from feather_core import compress, perceptual, visual_quality
+from feather_core.deadline import Deadline
 from feather_core.errors import InvalidOptions
 from feather_core.options import LEVELS, CompressOptions, quality_from_text
+from feather_core.picture import Picture
 from feather_core.visual_quality import Try, search
 from tests.helpers import open_image
 from tests.images import encode, photo
@@ -82,14 +84,57 @@ def test_byte_cap_wins(source: bytes) -> None:
 
 
 @needs_metric
-def test_large_pictures_are_searched_on_crops() -> None:
+def test_a_large_picture_reports_the_score_of_its_own_bytes() -> None:
     data = encode(photo(1800, 1200, seed=22), "JPEG", quality=95)
     result = compress(data, CompressOptions(output_format="webp", quality_level="good"))
     score = measured(data, result.data)
-    assert result.score is not None
-    # The crops' estimate stands for the whole picture within a couple of points.
-    assert abs(result.score - score) < 2.5
-    assert score >= LEVELS["good"] - 1.5
+    assert result.score == pytest.approx(score, abs=2e-3)
+    assert score >= LEVELS["good"]
+
+
+@pytest.fixture(scope="module")
+def large() -> Picture:
+    return Picture((photo(1800, 1200, seed=22),))
+
+
+def worse_when_whole(picture: Picture, quality: int) -> bytes:
+    """A codec whose whole-picture output is worse than its crops promise."""
+    whole = picture.size[0] > visual_quality.CROP
+    return encode(picture.first, "WEBP", quality=max(1, quality - 8) if whole else quality)
+
+
+@needs_metric
+def test_a_large_picture_is_judged_whole_when_its_crops_mislead(large: Picture) -> None:
+    found = visual_quality.encode_to_level(large, worse_when_whole, "webp", "good",
+                                           Deadline(None))
+    whole = [t for t in found.tries if open_image(t.data).size == large.size]
+    # The quality the crops found misses the floor on the whole picture; the search
+    # went on there, and the score reported is the output's own.
+    assert whole[0].score < LEVELS["good"]
+    assert found.best.score >= LEVELS["good"]
+    assert found.best.score == pytest.approx(
+        perceptual.ssimulacra2(large.first, open_image(found.best.data)), abs=2e-3)
+
+
+class _AlmostOver(Deadline):
+    """A deadline that always has 0.26 s left: enough for the crops, not for a whole score."""
+
+    def remaining(self) -> float | None:
+        return 0.26
+
+    def expired(self, margin: float = 0.0) -> bool:
+        return margin >= 0.26
+
+
+@needs_metric
+def test_without_time_to_score_a_large_picture_its_crops_estimate_is_reported(
+        large: Picture) -> None:
+    found = visual_quality.encode_to_level(large, worse_when_whole, "webp", "good",
+                                           _AlmostOver(None))
+    whole = [t for t in found.tries if open_image(t.data).size == large.size]
+    assert len(whole) == 1
+    crops = [t for t in found.tries if t not in whole and t.quality == found.best.quality]
+    assert found.best.score == pytest.approx(crops[-1].score - visual_quality.SAMPLE_MARGIN)
 
 
 def test_lossless_output_scores_100_when_asked() -> None:
