@@ -10,9 +10,9 @@ level      floor  what it looks like (libjxl's description of the scale)
 ``eco``    60     between medium and high: small files, artefacts on close look
 =========  =====  ==========================================================
 
-Every try is encoded, decoded and scored; up to ``VERIFY_PIXELS`` the tries are the full
-picture, so the score reported is the score of the bytes returned (above, see
-``encode_to_level``). The search needs few encodes because the score moves nearly
+Every try is encoded, decoded and scored, so the score reported is the score of the bytes
+returned (above ``VERIFY_PIXELS`` the first tries run on crops, see ``_search_from_crops``).
+The search needs few encodes because the score moves nearly
 linearly with quality near a floor: the first try is at the quality that reaches the
 floor on a median photo (measured on the Kodak set per encoder), the next ones follow the
 line through the tries (a typical slope until two tries give their own), aiming a little
