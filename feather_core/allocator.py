@@ -21,7 +21,8 @@ kernel when the request ends, so a worker's peak is what it holds, not twice tha
 
 This tunes the whole process, so the library never does it by itself: the job
 processes, the command line and the bench keep freed memory; the server's workers
-hand large buffers back.
+hand large buffers back. The library only gives kept memory back at one point, before
+the largest allocation of a job that has already peaked (``release_freed_memory``).
 """
 
 from __future__ import annotations
@@ -49,14 +50,39 @@ def hand_back_large_buffers() -> bool:
     return _mallopt((_M_MMAP_THRESHOLD, _RECEIVER_MMAP_THRESHOLD))
 
 
-def _mallopt(*options: tuple[int, int]) -> bool:
-    name = ctypes.util.find_library("c")
-    if name is None:
+def release_freed_memory() -> bool:
+    """Give the heap's free pages back to the kernel (``malloc_trim``); False where there
+    is no glibc. Kept memory saves page faults, but under a memory ceiling it counts."""
+    libc = _libc()
+    if libc is None:
         return False
     try:
-        libc = ctypes.CDLL(name)
+        trim = libc.malloc_trim
+    except AttributeError:
+        return False
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    trim(0)
+    return True
+
+
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        return ctypes.CDLL(name)
+    except OSError:
+        return None
+
+
+def _mallopt(*options: tuple[int, int]) -> bool:
+    libc = _libc()
+    if libc is None:
+        return False
+    try:
         mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    except AttributeError:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int

@@ -123,7 +123,7 @@ class Settings:
                               "encode images; 0: one per CPU.")
     max_job_memory_mb: int = _env("MAX_JOB_MEMORY_MB", _int_at_least(0), 0, "limits",
                                   "Memory one image job may use, in MiB, enforced by the "
-                                  "operating system; 0: 256 MiB plus 16 bytes per pixel of "
+                                  "operating system; 0: 256 MiB plus 24 bytes per pixel of "
                                   "MAX_PIXELS.")
     body_timeout_ms: int = _env("BODY_TIMEOUT_MS", _int_at_least(1), 10_000, "limits",
                                 "Longest wait for the next bytes of a request body "
