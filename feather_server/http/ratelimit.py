@@ -210,6 +210,10 @@ def _warn_storage_failure(cause: BaseException) -> None:
     _STORAGE_FAILURE_FILTER.failed(cause)
 
 
+_OPEN_TRIES = 5
+_OPEN_PAUSE = 0.05
+
+
 class SQLiteStorage(Storage, MovingWindowSupport):
     """A ``limits`` storage in one SQLite file, shared by the processes of one host.
 
@@ -241,19 +245,35 @@ class SQLiteStorage(Storage, MovingWindowSupport):
             # Owner-only (the counters are keyed by client IP); SQLite keeps the mode.
             folder = private_folder(Path(self.path).parent)
             create_private_file(folder / Path(self.path).name)
+            self._conn, self._pid = self._open(), os.getpid()
+        return self._conn
+
+    def _open(self) -> sqlite3.Connection:
+        # The workers of a new service open the file at once. Turning it to WAL takes an
+        # exclusive lock, and SQLite may answer "locked" at once instead of waiting, which
+        # would let requests through unlimited (swallow_errors): the set-up is retried.
+        for attempt in range(_OPEN_TRIES):
             conn = sqlite3.connect(self.path, timeout=10, isolation_level=None,
                                    check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(
-                "CREATE TABLE IF NOT EXISTS counters ("
-                " key TEXT PRIMARY KEY, count INTEGER NOT NULL, expires_at REAL NOT NULL);"
-                "CREATE TABLE IF NOT EXISTS entries ("
-                " key TEXT NOT NULL, at REAL NOT NULL, expires_at REAL NOT NULL);"
-                "CREATE INDEX IF NOT EXISTS entries_key_at ON entries (key, at);"
-                "CREATE INDEX IF NOT EXISTS entries_expires ON entries (expires_at);")
-            self._conn, self._pid = conn, os.getpid()
-        return self._conn
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("CREATE TABLE IF NOT EXISTS counters (key TEXT PRIMARY KEY,"
+                             " count INTEGER NOT NULL, expires_at REAL NOT NULL)")
+                conn.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT NOT NULL,"
+                             " at REAL NOT NULL, expires_at REAL NOT NULL)")
+                conn.execute("CREATE INDEX IF NOT EXISTS entries_key_at ON entries (key, at)")
+                conn.execute("CREATE INDEX IF NOT EXISTS entries_expires ON entries"
+                             " (expires_at)")
+                conn.execute("COMMIT")
+                return conn
+            except sqlite3.OperationalError:
+                conn.close()
+                if attempt == _OPEN_TRIES - 1:
+                    raise
+                time.sleep(_OPEN_PAUSE * (attempt + 1))
+        raise AssertionError("unreachable")
 
     # Fixed-window counters (the Storage interface).
 
