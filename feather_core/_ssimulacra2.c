@@ -180,8 +180,8 @@ static inline void blur_row(const float *restrict row, float *restrict dst, int 
                 k3 = kernel[RADIUS + 3], k4 = kernel[RADIUS + 4];
     const int inner = w > 2 * RADIUS ? w - RADIUS : RADIUS; /* [RADIUS, inner) needs no test */
     for (int x = 0; x < w && x < RADIUS; x++) dst[x] = blur_at(row, x, w);
-    /* Pointer steps with a fresh counter: indexed by an int that carries over from the
-     * loop above, the build turned this loop into gathers, 4x slower. */
+    /* Pointer steps with a fresh counter: Python builds extensions with -fwrapv, and with
+     * an int index that may wrap the loop compiled to gathers, several times slower. */
     const float *restrict p = row + RADIUS;
     float *restrict q = dst + RADIUS;
     for (ptrdiff_t i = 0, n = inner - RADIUS; i < n; i++) {
