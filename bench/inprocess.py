@@ -7,6 +7,7 @@ import statistics
 import time
 from dataclasses import dataclass
 
+from bench.api import cpu_seconds
 from bench.images import Photo
 from bench.jobs import TARGET_BYTES, Job
 from bench.quality import decoded, ssim
@@ -19,7 +20,6 @@ from feather_core.options import CompressOptions, Limits
 from feather_core.pipeline import run as run_pipeline
 from feather_core.runner import JobRunner
 from feather_core.steps.job import Job as StepJob
-from tests.processes import CLOCK_TICKS, cpu_ticks, descendants
 
 
 @dataclass(frozen=True)
@@ -68,23 +68,16 @@ def process_model_cost(job: Job, photos: tuple[Photo, ...], rounds: int) -> tupl
         here, there = [], []
         for _ in range(rounds):
             here.append(mean_cpu(run_feather(job, photos)))
-            start = _tree_cpu()
+            start = cpu_seconds([os.getpid()])
             for photo in photos:
                 runner.compress(photo.data, job.options, Limits())
-            there.append((_tree_cpu() - start) * 1000 / len(photos))
+            there.append((cpu_seconds([os.getpid()]) - start) * 1000 / len(photos))
         return min(here), min(there)
     finally:
         runner.close()
 
 
 JOB_MEMORY = 4 << 30
-
-
-def _tree_cpu() -> float:
-    """CPU seconds of this process (every thread) and every process below it."""
-    me = os.getpid()
-    return time.process_time() + sum(
-        cpu_ticks(pid, reaped_children=True) for pid in descendants(me)) / CLOCK_TICKS
 
 
 def _judge(photo: Photo, data: bytes) -> float:

@@ -20,13 +20,7 @@ from feather_core.picture import Picture
 from feather_core.png_quantize import PngEffort, optimise
 from feather_core.steps.job import Job
 from feather_core.steps.resize import fit_within
-from feather_core.target_size import (
-    PIXEL_EXPONENT,
-    SAMPLE_FROM_PIXELS,
-    SAMPLE_TILE,
-    fit_to_size,
-    tile_mosaic,
-)
+from feather_core.target_size import PIXEL_EXPONENT, fit_to_size, mosaic_sample
 
 
 @dataclass(frozen=True)
@@ -236,25 +230,25 @@ def compress(data: bytes, options: CompressOptions, limits: Limits | None = None
 
 
 # A lossless candidate of a large picture (auto on mixed content and on graphics) is
-# first encoded on a mosaic of full-resolution tiles (1 MP): when its bytes, scaled to the
-# whole area, are well above an output already made (or the input, when it competes), the
-# full encode is skipped. A lossless encode of a 9-16 MP photo takes seconds, and on
-# photos that look flat enough to be tried (phone HDR shots, smooth scans) it never wins:
-# seen on the corpus, 30 s of CPU (a 504) where one WebP encode took 2 s.
-LOSSLESS_SAMPLE_FROM = SAMPLE_FROM_PIXELS
+# first encoded on the target-size search's mosaic of full-resolution tiles (1 MP, from
+# 4 MP): when its bytes, scaled to the whole area, are well above an output already made
+# (or the input, when it competes), the full encode is skipped. A lossless encode of a
+# 9-16 MP photo takes seconds, and on photos that look flat enough to be tried (phone HDR
+# shots, smooth scans) it never wins: seen on the corpus, 30 s of CPU (a 504) where one
+# WebP encode took 2 s.
 LOSSLESS_MARGIN = 1.3
 
 
 def _cannot_win(candidate: Candidate, picture: Picture, to_beat: int,
                 options: CompressOptions, settings: EncodeSettings, deadline: Deadline) -> bool:
-    width, height = picture.size
-    if candidate.lossy or options.target_bytes or picture.animated \
-            or width * height < LOSSLESS_SAMPLE_FROM or min(width, height) < 2 * SAMPLE_TILE:
+    if candidate.lossy or options.target_bytes:
         return False
-    sample = Picture((tile_mosaic(picture.first),))
-    trial = _encode(candidate, sample, replace(options, quality_level=None), settings, deadline,
+    sample = mosaic_sample(picture)
+    if sample is None:
+        return False
+    tiles, growth = sample
+    trial = _encode(candidate, tiles, replace(options, quality_level=None), settings, deadline,
                     lambda pic, fmt: None)
-    growth = width * height / (sample.size[0] * sample.size[1])
     return len(trial.data) * growth > LOSSLESS_MARGIN * to_beat
 
 

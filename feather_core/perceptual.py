@@ -102,8 +102,8 @@ _SUMS = 108  # 6 scales, 3 channels, 6 sums
 
 
 def _bands(height: int, side: int) -> Iterator[tuple[int, int]]:
-    """The rows of tiles, as the extension cuts them: a last row under a quarter tile
-    joins the one before it."""
+    """Rows of tiles ``side`` px high (a multiple of the extension's GRID, so that every
+    band starts on it); a last row under a quarter tile joins the one before it."""
     top = 0
     while top < height:
         bottom = height if top + side + side // 4 >= height else top + side

@@ -371,6 +371,17 @@ def tile_mosaic(frame: Image.Image) -> Image.Image:
     return mosaic
 
 
+def mosaic_sample(picture: Picture) -> tuple[Picture, float] | None:
+    """``picture``'s mosaic (``tile_mosaic``) and how many times larger the picture is,
+    when the picture is large enough for a sample to pay (still pictures only)."""
+    width, height = picture.size
+    if width * height < SAMPLE_FROM_PIXELS or picture.animated \
+            or min(width, height) < 2 * SAMPLE_TILE:
+        return None
+    tiles = Picture((tile_mosaic(picture.first),))
+    return tiles, width * height / (tiles.size[0] * tiles.size[1])
+
+
 class _Sample:
     """A search on a full-resolution sample of the picture, scaled up to its whole area.
 
@@ -393,12 +404,10 @@ class _Sample:
     def of(cls, picture: Picture, encode: Encode, target: int,
            deadline: Deadline) -> _Sample | None:
         """A sample of ``picture``, when it is large enough for one to pay."""
-        width, height = picture.size
-        if width * height < SAMPLE_FROM_PIXELS or picture.animated \
-                or min(width, height) < 2 * SAMPLE_TILE:
+        sample = mosaic_sample(picture)
+        if sample is None:
             return None
-        tiles = Picture((tile_mosaic(picture.first),))
-        growth = width * height / (tiles.size[0] * tiles.size[1])
+        tiles, growth = sample
         # Metadata is written once whatever the area: counted apart, not multiplied.
         overhead = len(picture.icc or b"") + len(picture.xmp or b"") + \
             (len(picture.exif.tobytes()) if picture.exif is not None else 0)

@@ -80,6 +80,11 @@ class Search:
 Score = Callable[[int], Try]
 
 
+def _typical_slope(encoder: str) -> float:
+    """Score points per quality step near the floors, before tries measure their own."""
+    return SLOPE.get(encoder, 0.5)
+
+
 def first_try(encoder: str, level: str) -> int:
     """The quality the search starts from for ``encoder`` at ``level``."""
     return FIRST_TRY.get(encoder, FIRST_TRY["webp"])[level]
@@ -131,9 +136,13 @@ def _aim(tries: dict[int, Try], anchor: int, other: int | None, floor: float,
     """The quality the line through the tries gives ``floor + AIM`` at, rounded up."""
     local = _measured_slope(tries, anchor, other)
     if local is not None:
-        slope = min(SLOPE_RANGE[1], max(SLOPE_RANGE[0], local))
+        slope = _clamped(local)
     wanted = anchor + (floor + AIM - tries[anchor].score) / slope
     return max(1, min(100, math.ceil(wanted)))
+
+
+def _clamped(slope: float) -> float:
+    return min(SLOPE_RANGE[1], max(SLOPE_RANGE[0], slope))
 
 
 def _measured_slope(tries: dict[int, Try], anchor: int, other: int | None) -> float | None:
@@ -243,7 +252,7 @@ def encode_to_level(picture: Picture, encode_at: Callable[[Picture, int], bytes]
         data = encode_at(picture, quality)
         return Try(quality, data, reference.score(decoded(data)))
 
-    return search(attempt, floor, first_try(encoder, level), SLOPE.get(encoder, 0.5),
+    return search(attempt, floor, first_try(encoder, level), _typical_slope(encoder),
                   out_of_time=lambda: deadline.expired(DEADLINE_MARGIN))
 
 
@@ -251,6 +260,7 @@ def _search_from_crops(picture: Picture, full: Image.Image,
                        encode_at: Callable[[Picture, int], bytes], encoder: str, level: str,
                        deadline: Deadline) -> Search:
     floor = LEVELS[level]
+    typical = _typical_slope(encoder)
     crops = [(replace(picture, frames=(crop,), durations=(), icc=None, exif=None, xmp=None),
               perceptual.Reference(crop)) for crop in sample_crops(full)]
     sampled = 0.0  # seconds the crops' tries took, to foresee what a whole try takes
@@ -267,10 +277,11 @@ def _search_from_crops(picture: Picture, full: Image.Image,
         return Try(quality, data, sample_score(scores))
 
     found = search(attempt_sample, floor + SAMPLE_MARGIN, first_try(encoder, level),
-                   SLOPE.get(encoder, 0.5), max_tries=CROP_TRIES,
+                   typical, max_tries=CROP_TRIES,
                    out_of_time=lambda: deadline.expired(DEADLINE_MARGIN))
     estimates = {t.quality: t.score - SAMPLE_MARGIN for t in found.tries}
-    growth = full.width * full.height / sum(small.size[0] * small.size[1] for small, _ in crops)
+    area = full.width * full.height
+    growth = area / sum(small.size[0] * small.size[1] for small, _ in crops)
     one_try = growth * sampled / len(found.tries)
 
     def time_for(seconds: float) -> bool:
@@ -282,7 +293,7 @@ def _search_from_crops(picture: Picture, full: Image.Image,
         if not time_for(one_try / 2):  # no time to score it: the crops' estimate
             nearest = min(estimates, key=lambda q: abs(q - quality))
             return Try(quality, data, estimates[nearest])
-        if full.width * full.height >= RELEASE_PIXELS:
+        if area >= RELEASE_PIXELS:
             # The encoder's freed buffers would stay beside the decoded output: the
             # job's peak under its memory ceiling (measured at 50 MP: 1,036 MB kept,
             # 876 MB given back).
@@ -292,8 +303,8 @@ def _search_from_crops(picture: Picture, full: Image.Image,
     # Where the crops' search would have gone next had it not run out of tries, when the
     # whole try can be scored; else the crops' answer, whose estimate is measured.
     start = next_quality({t.quality: t for t in found.tries}, floor + SAMPLE_MARGIN,
-                         SLOPE.get(encoder, 0.5)) if time_for(one_try) else None
-    slope = _crops_slope(found.tries, SLOPE.get(encoder, 0.5))
+                         typical) if time_for(one_try) else None
+    slope = _crops_slope(found.tries, typical)
     whole = search(attempt_full, floor, start or found.best.quality, slope, max_tries=FULL_TRIES,
                    out_of_time=lambda: not time_for(one_try), close_enough=FULL_CLOSE_ENOUGH)
     return Search(best=whole.best, tries=(*found.tries, *whole.tries), floor=floor)
@@ -306,8 +317,7 @@ def _crops_slope(tries: tuple[Try, ...], typical: float) -> float:
     high = max(tries, key=lambda t: t.quality)
     if high.quality - low.quality < 3:
         return typical
-    slope = (high.score - low.score) / (high.quality - low.quality)
-    return min(SLOPE_RANGE[1], max(SLOPE_RANGE[0], slope))
+    return _clamped((high.score - low.score) / (high.quality - low.quality))
 
 
 def score_of(picture: Picture, data: bytes, encoder: str) -> float | None:

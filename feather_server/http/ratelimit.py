@@ -214,6 +214,26 @@ _OPEN_TRIES = 5
 _OPEN_PAUSE = 0.05
 
 
+def _connect(path: str) -> sqlite3.Connection:
+    """A connection to the counters' file, in WAL mode, with its tables made."""
+    conn = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("CREATE TABLE IF NOT EXISTS counters (key TEXT PRIMARY KEY,"
+                     " count INTEGER NOT NULL, expires_at REAL NOT NULL)")
+        conn.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT NOT NULL,"
+                     " at REAL NOT NULL, expires_at REAL NOT NULL)")
+        conn.execute("CREATE INDEX IF NOT EXISTS entries_key_at ON entries (key, at)")
+        conn.execute("CREATE INDEX IF NOT EXISTS entries_expires ON entries (expires_at)")
+        conn.execute("COMMIT")
+    except sqlite3.Error:
+        conn.close()
+        raise
+    return conn
+
+
 class SQLiteStorage(Storage, MovingWindowSupport):
     """A ``limits`` storage in one SQLite file, shared by the processes of one host.
 
@@ -252,28 +272,12 @@ class SQLiteStorage(Storage, MovingWindowSupport):
         # The workers of a new service open the file at once. Turning it to WAL takes an
         # exclusive lock, and SQLite may answer "locked" at once instead of waiting, which
         # would let requests through unlimited (swallow_errors): the set-up is retried.
-        for attempt in range(_OPEN_TRIES):
-            conn = sqlite3.connect(self.path, timeout=10, isolation_level=None,
-                                   check_same_thread=False)
+        for attempt in range(1, _OPEN_TRIES):
             try:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute("BEGIN IMMEDIATE")
-                conn.execute("CREATE TABLE IF NOT EXISTS counters (key TEXT PRIMARY KEY,"
-                             " count INTEGER NOT NULL, expires_at REAL NOT NULL)")
-                conn.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT NOT NULL,"
-                             " at REAL NOT NULL, expires_at REAL NOT NULL)")
-                conn.execute("CREATE INDEX IF NOT EXISTS entries_key_at ON entries (key, at)")
-                conn.execute("CREATE INDEX IF NOT EXISTS entries_expires ON entries"
-                             " (expires_at)")
-                conn.execute("COMMIT")
-                return conn
+                return _connect(self.path)
             except sqlite3.OperationalError:
-                conn.close()
-                if attempt == _OPEN_TRIES - 1:
-                    raise
-                time.sleep(_OPEN_PAUSE * (attempt + 1))
-        raise AssertionError("unreachable")
+                time.sleep(_OPEN_PAUSE * attempt)
+        return _connect(self.path)
 
     # Fixed-window counters (the Storage interface).
 
