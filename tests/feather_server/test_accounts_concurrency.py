@@ -24,7 +24,7 @@ def test_last_credits_are_won_once(tmp_path: Path, database_url: str) -> None:  
     env = {"DATA_DIR": str(data_dir), "RATE_LIMIT_PER_MINUTE": "0",
            "DATABASE_URL": database_url}
     with GunicornServer(env, workers=2) as server:
-        def one(index: int) -> int:
+        def one(index: int) -> tuple[int, str]:
             headers = {"Authorization": f"Bearer {raw}"}
             if index % 2:
                 answer = requests.post(server.url + "/api/compress", headers=headers,
@@ -32,12 +32,15 @@ def test_last_credits_are_won_once(tmp_path: Path, database_url: str) -> None:  
             else:
                 answer = requests.post(server.url + "/api/batch", headers=headers,
                                        files={"file": ("a.jpg", JPEG)}, timeout=120)
-            return answer.status_code
+            return answer.status_code, answer.text[:300]
 
         with ThreadPoolExecutor(max_workers=8) as pool:
-            statuses = list(pool.map(one, range(16)))
+            answers = list(pool.map(one, range(16)))
         usage = requests.get(server.url + "/api/usage",
                              headers={"Authorization": f"Bearer {raw}"}, timeout=60).json()
-    assert sorted(statuses) == [200] * 6 + [403] * 10
+        # What the server said about anything but a 200 or a 403: the cause, if one fails.
+        unexpected = [text for status, text in answers if status not in (200, 403)]
+        log = server.log()[-8000:] if unexpected else ""
+    assert sorted(status for status, _ in answers) == [200] * 6 + [403] * 10, (unexpected, log)
     assert usage["compressor_used"] == 6
     assert usage["canCompress"] is False
