@@ -22,6 +22,9 @@ from feather_server.storage.base import StoredObject, StoreError, new_object_id
 
 # Temporaries older than this belong to a write that died with its worker.
 _STALE_TEMP_SECONDS = 3600
+# A sweep removes a scope's folder once it is empty, and an empty folder is also one a
+# request has just made: a write that finds its folder gone makes it again, this often.
+_PUT_TRIES = 3
 
 
 class LocalStore:
@@ -45,6 +48,24 @@ class LocalStore:
         folder = self._folder(scope)
         record = json.dumps({"name": name, "mime": mime, "size": len(data),
                              "expires": expires}).encode()
+        for attempt in range(_PUT_TRIES):
+            try:
+                self._write(folder, obj.object_id, data, record)
+                return obj
+            except FileNotFoundError:
+                # Another worker's sweep removed the scope's folder, empty, between its
+                # creation and the first file: make it again.
+                if attempt == _PUT_TRIES - 1:
+                    raise StoreError("could not store the output: its folder keeps "
+                                     "disappearing") from None
+            except OSError as exc:
+                raise StoreError(f"could not store the output: {exc.strerror or exc}") from exc
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _write(folder: Path, object_id: str, data: bytes, record: bytes) -> None:
+        """The bytes, then the record, each written whole and renamed into place; on
+        failure nothing of the object is left behind."""
         temps: list[str] = []
         try:
             private_folder(folder)
@@ -55,16 +76,15 @@ class LocalStore:
                     handle.write(payload)
                     handle.flush()
                     os.fsync(handle.fileno())
-            os.replace(temps[0], folder / f"{obj.object_id}.bin")
-            os.replace(temps[1], folder / f"{obj.object_id}.json")
-        except OSError as exc:
+            os.replace(temps[0], folder / f"{object_id}.bin")
+            os.replace(temps[1], folder / f"{object_id}.json")
+        except OSError:
             for temp in temps:
                 with contextlib.suppress(OSError):
                     os.unlink(temp)
             with contextlib.suppress(OSError):
-                os.unlink(folder / f"{obj.object_id}.bin")
-            raise StoreError(f"could not store the output: {exc.strerror or exc}") from exc
-        return obj
+                os.unlink(folder / f"{object_id}.bin")
+            raise
 
     def _record(self, scope: str, object_id: str) -> StoredObject | None:
         if not object_id.isalnum():

@@ -35,6 +35,30 @@ def test_put_get_list_and_sweep(tmp_path: Path) -> None:
     assert not (tmp_path / "outputs" / "abc123").exists()
 
 
+
+def test_a_sweep_racing_a_write_costs_nothing(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    # Another worker's sweep removes the scope's folder, still empty, right after this
+    # write made it: the write makes it again and the output is stored.
+    from feather_server.storage import local
+
+    store = LocalStore(tmp_path / "outputs")
+    made = local.private_folder
+    swept = []
+
+    def made_then_swept(path: Path) -> Path:
+        made(path)
+        if not swept:
+            assert store.sweep() == 0
+            swept.append(path)
+        return path
+
+    monkeypatch.setattr(local, "private_folder", made_then_swept)
+    stored = store.put("scope", b"bytes", "a.webp", "image/webp", int(time.time()) + 60)
+    assert swept == [tmp_path / "outputs" / "scope"]
+    assert store.get("scope", stored.object_id) == (stored, b"bytes")
+
+
 def test_failed_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = LocalStore(tmp_path / "outputs")
     store.put("scope", b"first", "a.webp", "image/webp", int(time.time()) + 60)
