@@ -534,6 +534,16 @@ static int count_scales(int w, int h, int sw[NUM_SCALES], int sh[NUM_SCALES]) {
     return scales;
 }
 
+/* The score from the sums over a whole `width` x `height` image. */
+static double score_of_sums(double sums[NUM_SCALES][3][6], int width, int height) {
+    int sw[NUM_SCALES], sh[NUM_SCALES];
+    const int scales = count_scales(width, height, sw, sh);
+    double ssim_avg[NUM_SCALES][6] = {{0}}, edge_avg[NUM_SCALES][12] = {{0}};
+    for (int s = 0; s < scales; s++)
+        sums_to_norms(sums[s], (double)sw[s] * sh[s], ssim_avg[s], edge_avg[s]);
+    return final_score(ssim_avg, edge_avg, scales);
+}
+
 /* Builds every scale of the reference; NULL when out of memory. */
 static Reference *build_reference(const uint8_t *px, int bands, int w, int h, float bg) {
     Reference *ref = calloc(1, sizeof(Reference));
@@ -580,7 +590,6 @@ static double compare(const Reference *ref, const uint8_t *px, int bands, float 
     int w = ref->width, h = ref->height;
     const size_t n = (size_t)w * h;
     double sums[NUM_SCALES][3][6] = {{{0}}};
-    double ssim_avg[NUM_SCALES][6] = {{0}}, edge_avg[NUM_SCALES][12] = {{0}};
     float *lin = malloc(sizeof(float) * 3 * n), *spare = malloc(sizeof(float) * 3 * n);
     Window wb;
     double score = NAN;
@@ -591,9 +600,8 @@ static double compare(const Reference *ref, const uint8_t *px, int bands, float 
             const Scale *sc = &ref->scale[s];
             for (int i = 0; i < sc->count; i++)
                 compare_window(sc->planes[i], lin, w, h, &sc->tiles[i], &wb, sums[s]);
-            sums_to_norms(sums[s], (double)w * h, ssim_avg[s], edge_avg[s]);
         }
-        score = final_score(ssim_avg, edge_avg, ref->scales);
+        score = score_of_sums(sums, ref->width, ref->height);
     }
     free(lin);
     free(spare);
@@ -668,16 +676,6 @@ static int band_sums(const uint8_t *px1, const uint8_t *px2, int bands, int widt
     free(spare);
     free_window(&wb);
     return ok;
-}
-
-/* The score from the sums over a whole `width` x `height` image. */
-static double score_of_sums(double sums[NUM_SCALES][3][6], int width, int height) {
-    int sw[NUM_SCALES], sh[NUM_SCALES];
-    const int scales = count_scales(width, height, sw, sh);
-    double ssim_avg[NUM_SCALES][6] = {{0}}, edge_avg[NUM_SCALES][12] = {{0}};
-    for (int s = 0; s < scales; s++)
-        sums_to_norms(sums[s], (double)sw[s] * sh[s], ssim_avg[s], edge_avg[s]);
-    return final_score(ssim_avg, edge_avg, scales);
 }
 
 /* ---- Python glue ---- */

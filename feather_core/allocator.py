@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -73,7 +74,10 @@ def release_freed_memory() -> bool:
     return True
 
 
+@functools.cache
 def _libc() -> ctypes.CDLL | None:
+    # Looked up once: find_library runs ldconfig in a new process, and a large quality
+    # search gives memory back before each of its whole tries.
     name = ctypes.util.find_library("c")
     if name is None:
         return None

@@ -55,50 +55,58 @@ class Reference:
     """An original image prepared for scoring candidates of the same size."""
 
     def __init__(self, image: Image.Image) -> None:
-        if _metric is None:
-            raise RuntimeError("feather_core._ssimulacra2 is not built")
+        metric = _built()
         self.size = image.size
         self.alpha = _has_alpha(image)
         pixels, bands = _pixels(image, self.alpha)
-        backgrounds = _ALPHA_BACKGROUNDS if self.alpha else (_OPAQUE_BACKGROUND,)
         width, height = image.size
-        self._prepared = [(bg, _metric.reference(pixels, width, height, bands, bg))
-                          for bg in backgrounds]
+        self._prepared = [(bg, metric.reference(pixels, width, height, bands, bg))
+                          for bg in _backgrounds(self.alpha)]
 
     def score(self, candidate: Image.Image) -> float:
         """SSIMULACRA2 of ``candidate`` (same size) against this reference."""
-        assert _metric is not None
-        if candidate.size != self.size:
-            raise ValueError(f"candidate is {candidate.size}, reference {self.size}")
+        metric = _built()
+        _same_size(self.size, candidate)
         pixels, bands = _pixels(candidate, self.alpha)
-        return min(float(_metric.compare(prepared, pixels, bands, bg))
+        return min(float(metric.compare(prepared, pixels, bands, bg))
                    for bg, prepared in self._prepared)
 
 
 def ssimulacra2(original: Image.Image, candidate: Image.Image) -> float:
     """SSIMULACRA2 of ``candidate`` against ``original`` (same size), in bounded memory."""
-    if _metric is None:
-        raise RuntimeError("feather_core._ssimulacra2 is not built")
-    if candidate.size != original.size:
-        raise ValueError(f"candidate is {candidate.size}, reference {original.size}")
+    metric = _built()
+    _same_size(original.size, candidate)
     alpha = _has_alpha(original)
-    backgrounds = _ALPHA_BACKGROUNDS if alpha else (_OPAQUE_BACKGROUND,)
     width, height = original.size
-    totals = {bg: [0.0] * _SUMS for bg in backgrounds}
+    totals: dict[float, list[float]] = {}
     for top, bottom in _bands(height, BAND_TILE):
-        first = max(0, top - _metric.HALO)
-        last = min(height, bottom + _metric.HALO)
+        first = max(0, top - metric.HALO)
+        last = min(height, bottom + metric.HALO)
         box = (0, first, width, last)
         one, bands = _pixels(original.crop(box), alpha)
         two, _ = _pixels(candidate.crop(box), alpha)
-        for bg in backgrounds:
-            part = _metric.band_sums(one, two, width, last - first, bands, bg, top - first,
-                                     bottom - first, BAND_TILE, width, height)
-            totals[bg] = [a + b for a, b in zip(totals[bg], part, strict=True)]
-    return min(float(_metric.score_of_sums(totals[bg], width, height)) for bg in backgrounds)
+        for bg in _backgrounds(alpha):
+            part = metric.band_sums(one, two, width, last - first, bands, bg, top - first,
+                                    bottom - first, BAND_TILE, width, height)
+            kept = totals.get(bg)
+            totals[bg] = list(part) if kept is None else [a + b for a, b in zip(kept, part,
+                                                                                strict=True)]
+    return min(float(metric.score_of_sums(sums, width, height)) for sums in totals.values())
 
 
-_SUMS = 108  # 6 scales, 3 channels, 6 sums
+def _built() -> ModuleType:
+    if _metric is None:
+        raise RuntimeError("feather_core._ssimulacra2 is not built")
+    return _metric
+
+
+def _backgrounds(alpha: bool) -> tuple[float, ...]:
+    return _ALPHA_BACKGROUNDS if alpha else (_OPAQUE_BACKGROUND,)
+
+
+def _same_size(size: tuple[int, int], candidate: Image.Image) -> None:
+    if candidate.size != size:
+        raise ValueError(f"candidate is {candidate.size}, reference {size}")
 
 
 def _bands(height: int, side: int) -> Iterator[tuple[int, int]]:

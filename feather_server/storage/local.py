@@ -48,22 +48,18 @@ class LocalStore:
         folder = self._folder(scope)
         record = json.dumps({"name": name, "mime": mime, "size": len(data),
                              "expires": expires}).encode()
-        for attempt in range(_PUT_TRIES):
-            try:
-                self._write(folder, obj.object_id, data, record)
-                return obj
-            except FileNotFoundError:
-                # Another worker's sweep removed the scope's folder, empty, between its
-                # creation and the first file: make it again.
-                if attempt == _PUT_TRIES - 1:
-                    raise StoreError("could not store the output: its folder keeps "
-                                     "disappearing") from None
-            except OSError as exc:
-                raise StoreError(f"could not store the output: {exc.strerror or exc}") from exc
-        raise AssertionError("unreachable")
+        try:
+            for _ in range(_PUT_TRIES - 1):
+                try:
+                    return self._write(folder, obj, data, record)
+                except FileNotFoundError:
+                    pass  # another worker's sweep removed the folder, empty: make it again
+            return self._write(folder, obj, data, record)
+        except OSError as exc:
+            raise StoreError(f"could not store the output: {exc.strerror or exc}") from exc
 
     @staticmethod
-    def _write(folder: Path, object_id: str, data: bytes, record: bytes) -> None:
+    def _write(folder: Path, obj: StoredObject, data: bytes, record: bytes) -> StoredObject:
         """The bytes, then the record, each written whole and renamed into place; on
         failure nothing of the object is left behind."""
         temps: list[str] = []
@@ -76,15 +72,16 @@ class LocalStore:
                     handle.write(payload)
                     handle.flush()
                     os.fsync(handle.fileno())
-            os.replace(temps[0], folder / f"{object_id}.bin")
-            os.replace(temps[1], folder / f"{object_id}.json")
+            os.replace(temps[0], folder / f"{obj.object_id}.bin")
+            os.replace(temps[1], folder / f"{obj.object_id}.json")
         except OSError:
             for temp in temps:
                 with contextlib.suppress(OSError):
                     os.unlink(temp)
             with contextlib.suppress(OSError):
-                os.unlink(folder / f"{object_id}.bin")
+                os.unlink(folder / f"{obj.object_id}.bin")
             raise
+        return obj
 
     def _record(self, scope: str, object_id: str) -> StoredObject | None:
         if not object_id.isalnum():

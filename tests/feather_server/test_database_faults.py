@@ -163,7 +163,6 @@ def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
         yield folder
 
 
-
 def test_sqlite_on_a_full_disk_gives_503_then_recovers(tiny_tmpfs: Path) -> None:
     data_dir = tiny_tmpfs
     settings = Settings.from_env({}, data_dir=str(data_dir))

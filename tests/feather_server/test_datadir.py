@@ -200,7 +200,6 @@ def full_data_dir(tmp_path: Path) -> object:
         yield folder
 
 
-
 def test_a_full_disk_with_an_empty_secret_refuses_to_start_and_answers_503(
         full_data_dir: Path) -> None:
     (full_data_dir / "secret_key").write_bytes(b"")

@@ -13,6 +13,7 @@ import pytest
 from feather_cli.keys import create_key, sweep_outputs
 from feather_server import create_app
 from feather_server.settings import Settings
+from feather_server.storage import local
 from feather_server.storage.base import StoreError
 from feather_server.storage.local import LocalStore
 from feather_server.storage.signing import load_secret
@@ -35,13 +36,10 @@ def test_put_get_list_and_sweep(tmp_path: Path) -> None:
     assert not (tmp_path / "outputs" / "abc123").exists()
 
 
-
 def test_a_sweep_racing_a_write_costs_nothing(tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     # Another worker's sweep removes the scope's folder, still empty, right after this
     # write made it: the write makes it again and the output is stored.
-    from feather_server.storage import local
-
     store = LocalStore(tmp_path / "outputs")
     made = local.private_folder
     swept = []
